@@ -1,0 +1,43 @@
+"""The one place that turns failures into what the user sees: a one-line message and an exit code."""
+
+import os
+import traceback
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from linctl.errors import LinctlError
+
+EXIT_EXPECTED = 2  # bad input, config or output folder: the message says what to fix
+EXIT_BUG = 1  # anything else: a bug in linctl
+
+
+def debugging() -> bool:
+    """Return True when LINCTL_DEBUG asks for tracebacks."""
+    return os.environ.get("LINCTL_DEBUG", "") not in ("", "0")
+
+
+class LinctlGroup(TyperGroup):
+    """The root command group: maps LinctlError to exit 2 and other exceptions to exit 1, without tracebacks."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except LinctlError as exc:
+            _report(f"error: {exc}")
+            raise typer.Exit(EXIT_EXPECTED) from None
+        except KeyboardInterrupt:
+            _report("interrupted: finished output files are kept; run the same command again to resume")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            _report(f"internal error: {type(exc).__name__}: {exc} (LINCTL_DEBUG=1 shows the traceback)")
+            raise typer.Exit(EXIT_BUG) from None
+
+
+def _report(message: str) -> None:
+    if debugging():
+        traceback.print_exc()
+    typer.echo(message, err=True)

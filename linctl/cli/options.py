@@ -1,0 +1,70 @@
+"""Options shared by several commands, and the merge of defaults, config file, ``--set`` and flags."""
+
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import click
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from linctl.config.load import apply_overrides, read_yaml, validate
+
+M = TypeVar("M", bound=BaseModel)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML file with the options; flags given on the command line win."),
+]
+OverridesOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a config key: --set a.b=c (repeatable).")
+]
+WorkersOpt = Annotated[int | None, typer.Option(help="Worker processes [default: every core].")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of every random choice; same seed, same bytes.")]
+SpacyModelOpt = Annotated[
+    str,
+    typer.Option(help="spaCy pipeline for sentence splitting; without it, blank English + sentencizer."),
+]
+
+console = Console()
+
+
+def flag(field: str) -> str:
+    """Return the command-line flag of a schema field: max_seq_length -> --max-seq-length."""
+    return "--" + field.replace("_", "-")
+
+
+def build_options(
+    ctx: typer.Context, schema: type[M], config: Path | None = None, overrides: list[str] | None = None
+) -> M:
+    """Validate ``schema`` from defaults < config file < ``--set`` < flags typed on the command line.
+
+    A problem is reported under the name the user gave it: ``--flag`` or ``FILE: key``.
+    """
+    typed = {
+        name: value
+        for name, value in ctx.params.items()
+        if name in schema.model_fields and value is not None
+        and ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+    }
+    defaults = {
+        name: value
+        for name, value in ctx.params.items()
+        if name in schema.model_fields and value is not None and name not in typed
+    }
+    from_file: dict[str, Any] = apply_overrides(read_yaml(config), overrides or []) if config else {}
+    names = {name: flag(name) for name in schema.model_fields}
+    names.update({name: f"{config}: {name}" for name in from_file if name not in typed})
+    return validate(schema, {**defaults, **from_file, **typed}, "", names)
+
+
+def print_summary(title: str, rows: dict[str, Any]) -> None:
+    """Print a two-column table of what a command did."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key, value in rows.items():
+        shown = f"{value:,.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else value
+        table.add_row(key, str(shown))
+    console.print(table)

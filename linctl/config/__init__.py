@@ -1,0 +1,1 @@
+"""Typed configuration: pydantic schemas and YAML loading with overrides."""

@@ -1,0 +1,108 @@
+"""Load YAML configs into pydantic schemas, apply ``--set a.b=c`` overrides, report every problem at once."""
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from linctl.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping from ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=c`` into (["a", "b"], c), reading c as a YAML scalar so that types come out right."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted KEY, e.g. --set train.steps=10")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``a.b=c`` override set, creating nested mappings as needed."""
+    out = _deep_copy(data)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = out
+        for depth, key in enumerate(keys[:-1]):
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                dotted = ".".join(keys[: depth + 1])
+                raise ConfigError(f"--set {text!r}: {dotted} is a value ({child!r}), not a section")
+            node = child
+        node[keys[-1]] = value
+    return out
+
+
+def validate(schema: type[M], data: Mapping[str, Any], source: str, names: Mapping[str, str] = {}) -> M:
+    """Build ``schema`` from ``data``; on failure raise one ConfigError listing every problem.
+
+    Args:
+        source: where the data came from, prefixed to each problem (a file path, or "options").
+        names: how to show a top-level key to the user, e.g. {"max_seq_length": "--max-seq-length"}.
+    """
+    try:
+        return schema.model_validate(dict(data))
+    except ValidationError as exc:
+        problems = [_describe(err, schema, names) for err in exc.errors()]
+        prefix = f"{source}: " if source else ""
+        raise ConfigError("\n".join(prefix + p for p in problems)) from None
+
+
+def load_config(path: Path, schema: type[M], overrides: Iterable[str] = ()) -> M:
+    """Read ``path``, apply ``overrides`` and validate against ``schema``."""
+    return validate(schema, apply_overrides(read_yaml(path), overrides), str(path))
+
+
+def _describe(err: Mapping[str, Any], schema: type[BaseModel], names: Mapping[str, str]) -> str:
+    loc = [str(part) for part in err["loc"]]
+    msg = err["msg"].removeprefix("Value error, ")
+    if not loc:  # a check across fields: its message names them
+        return msg
+    if loc and loc[0] in names:
+        loc[0] = names[loc[0]]
+    key = ".".join(loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown key; allowed here: {', '.join(_allowed_keys(schema, err['loc'][:-1]))}"
+    if err["type"] == "missing":
+        return f"{key}: required, but not given"
+    return f"{key} = {err['input']!r}: {msg}"
+
+
+def _allowed_keys(schema: type[BaseModel], parent: tuple[Any, ...]) -> list[str]:
+    model: Any = schema
+    for part in parent:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ["(see the schema)"]
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}

@@ -1,0 +1,99 @@
+"""Configuration schemas: pydantic v2 models that reject unknown keys and check values at load."""
+
+import os
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
+
+def default_workers() -> int:
+    """Return the number of cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Strict(BaseModel):
+    """Base of every schema: unknown keys are errors and loaded configs are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WikicorpusOptions(Strict):
+    """`linctl prepare wikicorpus`: a Wikipedia dump to the MLCommons BERT part-file layout."""
+
+    input: Path
+    output_dir: Path
+    num_parts: int = Field(500, ge=1, le=99_999)
+    eval_articles: NonNegativeInt = 10_000
+    workers: PositiveInt = Field(default_factory=default_workers)
+    seed: int = 12345
+    spacy_model: str = "en_core_web_sm"
+
+
+class VocabOptions(Strict):
+    """`linctl prepare vocab`: train a BERT-compatible WordPiece vocabulary."""
+
+    metadata_files: list[Path] = Field(min_length=1)
+    input_files_prefix: str = ""
+    output_dir: Path
+    vocab_size: int = Field(30_522, ge=106, le=1_000_000)
+    lowercase: bool = False
+    min_frequency: PositiveInt = 2
+
+
+class MlmOptions(Strict):
+    """`linctl prepare mlm`: MLM-only examples as Arrow shards (the Cerebras create_tfrecords_mlm_only recipe)."""
+
+    metadata_files: list[Path] = Field(min_length=1)
+    multiple_docs_in_single_file: bool = False
+    multiple_docs_separator: str = Field(r"\n", min_length=1)  # r"\n" (as typed) is a newline
+    single_sentence_per_line: bool = False
+    allow_cross_document_examples: bool = False
+    document_separator_token: str = "[SEP]"
+    overlap_size: NonNegativeInt | None = None
+    buffer_size: PositiveInt = 1_000_000
+    input_files_prefix: str = ""
+    vocab_file: Path
+    do_lower_case: bool = False
+    max_seq_length: int = Field(128, ge=8, le=65_536)
+    dupe_factor: PositiveInt = 10
+    short_seq_prob: float = Field(0.1, ge=0, le=1)
+    min_short_seq_length: PositiveInt | None = None
+    disable_masking: bool = False
+    masked_lm_prob: float = Field(0.15, gt=0, lt=1)
+    max_predictions_per_seq: PositiveInt = 20
+    spacy_model: str = "en_core_web_sm"
+    mask_whole_word: bool = False
+    output_dir: Path = Path("shards")
+    num_output_files: PositiveInt = 10
+    name: str = Field("examples", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    seed: int = 0
+    workers: PositiveInt = Field(default_factory=default_workers)
+
+    @property
+    def max_body(self) -> int:
+        """Tokens of an example between [CLS] and [SEP]."""
+        return self.max_seq_length - 2
+
+    @property
+    def overlap(self) -> int:
+        """Tokens shared by consecutive windows of a document (default: a quarter of max_seq_length)."""
+        return self.max_seq_length // 4 if self.overlap_size is None else self.overlap_size
+
+    @property
+    def min_short(self) -> int:
+        """Shortest body drawn for a short example (default: 2 + overlap)."""
+        return 2 + self.overlap if self.min_short_seq_length is None else self.min_short_seq_length
+
+    @model_validator(mode="after")
+    def _lengths_fit(self) -> Self:
+        if self.overlap >= self.max_body - 1:
+            raise ValueError(
+                f"overlap_size ({self.overlap}) must be < max_seq_length - 3 ({self.max_body - 1}) "
+                "so that each window advances"
+            )
+        if not 2 + self.overlap <= self.min_short < self.max_body:
+            raise ValueError(
+                f"min_short_seq_length ({self.min_short}) must be in [2 + overlap_size, max_seq_length - 2) "
+                f"= [{2 + self.overlap}, {self.max_body})"
+            )
+        return self

@@ -1,0 +1,1 @@
+"""Data preparation: raw corpora to text part files, vocabularies and Arrow shards."""

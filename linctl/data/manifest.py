@@ -1,0 +1,127 @@
+"""The manifest of an output folder: what made it, what it holds, and how to resume it.
+
+A run first *claims* its output folder: it records its kind and options in a pending marker, or finds the
+marker of an earlier killed run with the same options and resumes it. A folder that already holds output
+of another kind or of other options is refused, so two recipes never mix in one folder. The run ends by
+writing ``manifest.json`` (schema version, options, counts, sha256 of each file) and dropping the marker.
+"""
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from linctl import __version__
+from linctl.atomic import remove_stale_tmp, sha256_file, write_text_atomic
+from linctl.errors import InputError, OutputError
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+PENDING = ".linctl-pending.json"
+
+
+def jsonable(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``options`` with paths and other non-JSON values as strings."""
+    return json.loads(json.dumps(dict(options), default=str))
+
+
+def claim_output_dir(
+    folder: Path, kind: str, options: Mapping[str, Any], owned: Iterable[str], ignore: Iterable[str] = ()
+) -> dict[str, Any] | None:
+    """Prepare ``folder`` for a run; return its manifest if the same run already completed there.
+
+    Args:
+        owned: glob patterns of the files this kind of run writes; such files in a folder without a
+            linctl marker are refused rather than overwritten.
+        ignore: option names that do not change the output (e.g. ``workers``), left out of comparisons.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--output-dir {folder}: exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {"kind": kind, "options": _compared(jsonable(options), ignore)}
+    for marker in (MANIFEST, PENDING):
+        path = folder / marker
+        if path.exists():
+            found = _read_json(path)
+            have = {"kind": found.get("kind"), "options": _compared(found.get("options", {}), ignore)}
+            if have != wanted:
+                raise OutputError(f"--output-dir {folder}: {_difference(have, wanted)}; use another folder")
+            if marker == MANIFEST:
+                return found
+            remove_stale_tmp(folder)
+            return None
+    strays = sorted(p.name for pattern in owned for p in folder.glob(pattern))
+    if strays:
+        raise OutputError(
+            f"--output-dir {folder}: holds {strays[0]} (and {len(strays) - 1} more) not made by linctl "
+            f"prepare {kind}; use an empty folder"
+        )
+    write_text_atomic(folder / PENDING, json.dumps({"kind": kind, "options": jsonable(options)}, indent=2))
+    return None
+
+
+def finish_output_dir(
+    folder: Path, kind: str, options: Mapping[str, Any], counts: Mapping[str, Any], files: Iterable[str]
+) -> dict[str, Any]:
+    """Write ``manifest.json`` with the sha256 of each of ``files`` (names in ``folder``); drop the marker."""
+    folder = Path(folder)
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "linctl_version": __version__,
+        "options": jsonable(options),
+        "counts": dict(counts),
+        "files": {name: sha256_file(folder / name) for name in files},
+    }
+    write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    (folder / PENDING).unlink(missing_ok=True)
+    return manifest
+
+
+def read_manifest(folder: Path, kind: str | None = None, verify: bool = True) -> dict[str, Any]:
+    """Read the manifest of a completed output folder, checking schema, kind and (optionally) checksums."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        why = "a run there did not finish" if (folder / PENDING).exists() else "no manifest.json"
+        raise InputError(f"{folder}: not a completed linctl output folder ({why})")
+    manifest = _read_json(path)
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise InputError(
+            f"{path}: schema_version {manifest.get('schema_version')!r}; this linctl reads {SCHEMA_VERSION}"
+        )
+    if kind is not None and manifest.get("kind") != kind:
+        raise InputError(f"{path}: holds {manifest.get('kind')!r} output, expected {kind!r}")
+    for name, digest in manifest.get("files", {}).items():
+        file = folder / name
+        if not file.is_file():
+            raise InputError(f"{file}: listed in {MANIFEST} but missing")
+        if verify and sha256_file(file) != digest:
+            raise InputError(f"{file}: sha256 does not match {MANIFEST} (file changed or corrupt)")
+    return manifest
+
+
+def _compared(options: Mapping[str, Any], ignore: Iterable[str]) -> dict[str, Any]:
+    skip = set(ignore)
+    return {k: v for k, v in options.items() if k not in skip}
+
+
+def _difference(have: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
+    if have["kind"] != wanted["kind"]:
+        return f"holds {have['kind']!r} output, not {wanted['kind']!r}"
+    old, new = have["options"], wanted["options"]
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            return f"holds output made with {key}={old.get(key)!r}, this run asks {key}={new.get(key)!r}"
+    return "holds output made with other options"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return data

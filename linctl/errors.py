@@ -1,0 +1,17 @@
+"""The errors linctl expects: each one is a one-line message for the user, never a traceback."""
+
+
+class LinctlError(Exception):
+    """An expected failure; the message names the file/field/line, the bad value and what is allowed."""
+
+
+class ConfigError(LinctlError):
+    """A configuration or option value is invalid."""
+
+
+class InputError(LinctlError):
+    """An input file or folder is missing, empty or malformed."""
+
+
+class OutputError(LinctlError):
+    """An output folder cannot be written as asked (e.g. it holds results made with other options)."""
