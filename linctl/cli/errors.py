@@ -3,7 +3,6 @@
 import os
 import traceback
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -21,11 +20,9 @@ def debugging() -> bool:
 class LinctlGroup(TyperGroup):
     """The root command group: maps LinctlError to exit 2 and other exceptions to exit 1, without tracebacks."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
         except LinctlError as exc:
             _report(f"error: {exc}")
             raise typer.Exit(EXIT_EXPECTED) from None
@@ -33,6 +30,8 @@ class LinctlGroup(TyperGroup):
             _report("interrupted: finished output files are kept; run the same command again to resume")
             raise typer.Exit(130) from None
         except Exception as exc:
+            if type(exc).__module__.startswith("typer"):  # typer's (vendored click's) own exit and usage flow
+                raise
             _report(f"internal error: {type(exc).__name__}: {exc} (LINCTL_DEBUG=1 shows the traceback)")
             raise typer.Exit(EXIT_BUG) from None
 

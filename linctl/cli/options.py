@@ -3,7 +3,6 @@
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from pydantic import BaseModel
 from rich.console import Console
@@ -45,8 +44,7 @@ def build_options(
     typed = {
         name: value
         for name, value in ctx.params.items()
-        if name in schema.model_fields and value is not None
-        and ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+        if name in schema.model_fields and value is not None and _typed_by_user(ctx, name)
     }
     defaults = {
         name: value
@@ -57,6 +55,11 @@ def build_options(
     names = {name: flag(name) for name in schema.model_fields}
     names.update({name: f"{config}: {name}" for name in from_file if name not in typed})
     return validate(schema, {**defaults, **from_file, **typed}, "", names)
+
+
+def _typed_by_user(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def print_summary(title: str, rows: dict[str, Any]) -> None:

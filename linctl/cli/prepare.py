@@ -37,9 +37,10 @@ def wikicorpus(
     spacy_model: SpacyModelOpt = "en_core_web_sm",
 ) -> None:
     """Wikipedia to the MLCommons BERT layout: one sentence per line, a blank line between articles."""
+    options = build_options(ctx, WikicorpusOptions)
     from linctl.data.corpus import prepare_wikicorpus
 
-    summary = prepare_wikicorpus(build_options(ctx, WikicorpusOptions))
+    summary = prepare_wikicorpus(options)
     print_summary(f"prepare wikicorpus → {output_dir}", summary)
 
 
@@ -56,9 +57,10 @@ def vocab(
     input_files_prefix: Annotated[str, typer.Option(help="Prefix joined to relative input paths.")] = "",
 ) -> None:
     """Train a BERT-compatible WordPiece vocab.txt on the files listed in metadata files."""
+    options = build_options(ctx, VocabOptions)
     from linctl.data.tokenizer import train_vocab
 
-    summary = train_vocab(build_options(ctx, VocabOptions))
+    summary = train_vocab(options)
     print_summary(f"prepare vocab → {output_dir / 'vocab.txt'}", summary)
 
 
@@ -136,8 +138,8 @@ def mlm(
     set_: OverridesOpt = None,
 ) -> None:
     """MLM-only examples as Arrow shards: the Cerebras create_tfrecords_mlm_only recipe."""
+    options = build_options(ctx, MlmOptions, config, set_)
     from linctl.data.mlm_shards import prepare_mlm
 
-    options = build_options(ctx, MlmOptions, config, set_)
     summary = prepare_mlm(options)
     print_summary(f"prepare mlm → {options.output_dir}", summary)
