@@ -18,7 +18,7 @@ def debugging() -> bool:
 
 
 class LinctlGroup(TyperGroup):
-    """The root command group: maps LinctlError to exit 2 and other exceptions to exit 1, without tracebacks."""
+    """The root group: LinctlError exits 2, any other exception 1, both without a traceback."""
 
     def invoke(self, ctx: typer.Context):
         try:

@@ -68,6 +68,8 @@ def print_summary(title: str, rows: dict[str, Any]) -> None:
     table.add_column(style="bold")
     table.add_column(justify="right")
     for key, value in rows.items():
-        shown = f"{value:,.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else value
+        shown = (
+            f"{value:,.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else value
+        )
         table.add_row(key, str(shown))
     console.print(table)

@@ -51,7 +51,9 @@ def vocab(
         list[Path], typer.Option(help="Text files listing input files, one per line (repeatable).")
     ],
     output_dir: Annotated[Path, typer.Option(help="Folder for vocab.txt.")],
-    vocab_size: Annotated[int, typer.Option(help="Tokens in the vocabulary, special ones included.")] = 30_522,
+    vocab_size: Annotated[
+        int, typer.Option(help="Tokens in the vocabulary, special ones included.")
+    ] = 30_522,
     lowercase: Annotated[bool, typer.Option(help="Lower-case (and strip accents) before training.")] = False,
     min_frequency: Annotated[int, typer.Option(help="Least count for a merged piece.")] = 2,
     input_files_prefix: Annotated[str, typer.Option(help="Prefix joined to relative input paths.")] = "",
@@ -64,11 +66,7 @@ def vocab(
     print_summary(f"prepare vocab → {output_dir / 'vocab.txt'}", summary)
 
 
-_M = MlmOptions.model_fields
-
-
-def _default(name: str):
-    return _M[name].default
+_MLM = MlmOptions.model_construct()  # the schema's defaults, shown in --help
 
 
 @prepare_app.command("mlm")
@@ -81,58 +79,54 @@ def mlm(
     vocab_file: Annotated[Path | None, typer.Option(help="WordPiece vocab.txt. Required.")] = None,
     multiple_docs_in_single_file: Annotated[
         bool, typer.Option(help="An input file holds several documents split by --multiple-docs-separator.")
-    ] = _default("multiple_docs_in_single_file"),
+    ] = _MLM.multiple_docs_in_single_file,
     multiple_docs_separator: Annotated[
         str, typer.Option(help=r"Line that separates documents; '\n' means a blank line.")
     ] = r"\n",
     single_sentence_per_line: Annotated[
         bool, typer.Option(help="Inputs hold one sentence per line: no spaCy splitting.")
-    ] = _default("single_sentence_per_line"),
+    ] = _MLM.single_sentence_per_line,
     allow_cross_document_examples: Annotated[
         bool, typer.Option(help="An example may span documents, joined by --document-separator-token.")
-    ] = _default("allow_cross_document_examples"),
+    ] = _MLM.allow_cross_document_examples,
     document_separator_token: Annotated[
         str, typer.Option(help="Token put between documents within an example.")
-    ] = _default("document_separator_token"),
+    ] = _MLM.document_separator_token,
     overlap_size: Annotated[
         int | None, typer.Option(help="Tokens shared by consecutive examples [default: max-seq-length/4].")
     ] = None,
-    buffer_size: Annotated[int, typer.Option(help="Tokens processed at a time.")] = _default("buffer_size"),
+    buffer_size: Annotated[int, typer.Option(help="Tokens processed at a time.")] = _MLM.buffer_size,
     input_files_prefix: Annotated[str, typer.Option(help="Prefix joined to relative input paths.")] = "",
-    do_lower_case: Annotated[bool, typer.Option(help="Lower-case input: for uncased vocabularies.")] = _default(
-        "do_lower_case"
-    ),
+    do_lower_case: Annotated[
+        bool, typer.Option(help="Lower-case input: for uncased vocabularies.")
+    ] = _MLM.do_lower_case,
     max_seq_length: Annotated[int, typer.Option(help="Tokens per example, [CLS] and [SEP] included.")] = (
-        _default("max_seq_length")
+        _MLM.max_seq_length
     ),
-    dupe_factor: Annotated[int, typer.Option(help="Passes over the data, each with other masks.")] = _default(
-        "dupe_factor"
-    ),
-    short_seq_prob: Annotated[float, typer.Option(help="Chance of a shorter example.")] = _default(
-        "short_seq_prob"
-    ),
+    dupe_factor: Annotated[
+        int, typer.Option(help="Passes over the data, each with other masks.")
+    ] = _MLM.dupe_factor,
+    short_seq_prob: Annotated[float, typer.Option(help="Chance of a shorter example.")] = _MLM.short_seq_prob,
     min_short_seq_length: Annotated[
         int | None, typer.Option(help="Fewest tokens in a short example [default: 2 + overlap].")
     ] = None,
     disable_masking: Annotated[
         bool, typer.Option(help="Write unmasked examples, for dynamic masking at train time.")
-    ] = _default("disable_masking"),
-    masked_lm_prob: Annotated[float, typer.Option(help="Fraction of tokens to mask.")] = _default(
-        "masked_lm_prob"
-    ),
+    ] = _MLM.disable_masking,
+    masked_lm_prob: Annotated[float, typer.Option(help="Fraction of tokens to mask.")] = _MLM.masked_lm_prob,
     max_predictions_per_seq: Annotated[int, typer.Option(help="Most masked positions per example.")] = (
-        _default("max_predictions_per_seq")
+        _MLM.max_predictions_per_seq
     ),
-    spacy_model: SpacyModelOpt = _default("spacy_model"),
+    spacy_model: SpacyModelOpt = _MLM.spacy_model,
     mask_whole_word: Annotated[bool, typer.Option(help="Mask all WordPieces of a word together.")] = (
-        _default("mask_whole_word")
+        _MLM.mask_whole_word
     ),
-    output_dir: Annotated[Path, typer.Option(help="Folder for the shards and manifest.json.")] = _default(
-        "output_dir"
-    ),
-    num_output_files: Annotated[int, typer.Option(help="Number of shards.")] = _default("num_output_files"),
-    name: Annotated[str, typer.Option(help="Shard name prefix: NAME-00000-of-00010.arrow.")] = _default("name"),
-    seed: SeedOpt = _default("seed"),
+    output_dir: Annotated[
+        Path, typer.Option(help="Folder for the shards and manifest.json.")
+    ] = _MLM.output_dir,
+    num_output_files: Annotated[int, typer.Option(help="Number of shards.")] = _MLM.num_output_files,
+    name: Annotated[str, typer.Option(help="Shard name prefix: NAME-00000-of-00010.arrow.")] = _MLM.name,
+    seed: SeedOpt = _MLM.seed,
     workers: WorkersOpt = None,
     config: ConfigOpt = None,
     set_: OverridesOpt = None,

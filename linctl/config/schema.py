@@ -6,6 +6,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
+
 def default_workers() -> int:
     """Return the number of cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -41,7 +42,7 @@ class VocabOptions(Strict):
 
 
 class MlmOptions(Strict):
-    """`linctl prepare mlm`: MLM-only examples as Arrow shards (the Cerebras create_tfrecords_mlm_only recipe)."""
+    """`linctl prepare mlm`: MLM-only examples as Arrow shards (Cerebras' create_tfrecords_mlm_only)."""
 
     metadata_files: list[Path] = Field(min_length=1)
     multiple_docs_in_single_file: bool = False

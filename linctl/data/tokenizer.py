@@ -1,0 +1,141 @@
+"""BERT WordPiece vocabularies: load and check a vocab.txt, tokenize with `tokenizers`, train a new one."""
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+from linctl.atomic import atomic_path
+from linctl.config.schema import VocabOptions
+from linctl.data.inputs import read_metadata
+from linctl.errors import InputError
+
+SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+@dataclass(frozen=True)
+class WordPieceVocab:
+    """A BERT vocab.txt: token ``i`` is line ``i``; bracketed tokens like ``[CLS]`` are special."""
+
+    path: Path
+    tokens: tuple[str, ...]
+    lowercase: bool
+
+    @cached_property
+    def ids(self) -> dict[str, int]:
+        return {token: i for i, token in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def id(self, token: str) -> int:
+        """Return the id of ``token``, or raise InputError naming the vocabulary."""
+        try:
+            return self.ids[token]
+        except KeyError:
+            raise InputError(f"{self.path}: has no token {token!r}") from None
+
+    @property
+    def pad_id(self) -> int:
+        return self.ids["[PAD]"]
+
+    @property
+    def unk_id(self) -> int:
+        return self.ids["[UNK]"]
+
+    @property
+    def cls_id(self) -> int:
+        return self.ids["[CLS]"]
+
+    @property
+    def sep_id(self) -> int:
+        return self.ids["[SEP]"]
+
+    @property
+    def mask_id(self) -> int:
+        return self.ids["[MASK]"]
+
+    @cached_property
+    def special(self) -> np.ndarray:
+        """Bool per id: bracketed tokens ([CLS], [unused0], …), never drawn as random replacements."""
+        return np.array([t.startswith("[") and t.endswith("]") for t in self.tokens], dtype=bool)
+
+    @cached_property
+    def continuation(self) -> np.ndarray:
+        """Bool per id: WordPiece continuations (``##ing``), which belong to the word before them."""
+        return np.array([t.startswith("##") for t in self.tokens], dtype=bool)
+
+    @cached_property
+    def cased(self) -> bool:
+        """Whether the vocabulary holds upper-case word pieces (a cased model)."""
+        return any(t != t.lower() for t, s in zip(self.tokens, self.special, strict=True) if not s)
+
+    def tokenizer(self) -> Tokenizer:
+        """Return a Rust WordPiece tokenizer with BERT's normalization (no special tokens are added)."""
+        model = models.WordPiece(self.ids, unk_token="[UNK]", max_input_chars_per_word=100)
+        tok = Tokenizer(model)
+        tok.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=self.lowercase
+        )
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        return tok
+
+
+def load_vocab(path: Path, lowercase: bool) -> WordPieceVocab:
+    """Read a vocab.txt (one token per line) and check that BERT's special tokens are in it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--vocab-file {path}: file not found")
+    try:
+        tokens = tuple(line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines())
+    except UnicodeDecodeError as exc:
+        raise InputError(f"--vocab-file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not tokens:
+        raise InputError(f"--vocab-file {path}: empty")
+    missing = [s for s in SPECIALS if s not in tokens]
+    if missing:
+        raise InputError(
+            f"--vocab-file {path}: lacks {', '.join(missing)}; a BERT vocabulary needs {', '.join(SPECIALS)}"
+        )
+    seen: dict[str, int] = {}
+    for lineno, token in enumerate(tokens, 1):
+        if token in seen:
+            raise InputError(f"{path}:{lineno}: token {token!r} repeats line {seen[token]}")
+        seen[token] = lineno
+    return WordPieceVocab(path=path, tokens=tokens, lowercase=lowercase)
+
+
+def train_vocab(options: VocabOptions) -> dict[str, int | float]:
+    """Train a WordPiece vocabulary on the listed files and write ``output_dir/vocab.txt`` atomically."""
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    start = time.perf_counter()
+    files = read_metadata(options.metadata_files, options.input_files_prefix)
+    trainer = BertWordPieceTokenizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=options.lowercase
+    )
+    trainer.train(
+        [str(f) for f in files],
+        vocab_size=options.vocab_size,
+        min_frequency=options.min_frequency,
+        special_tokens=list(SPECIALS),
+        show_progress=False,
+    )
+    out = Path(options.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out) as scratch:
+        written = Path(trainer.save_model(scratch)[0])
+        with atomic_path(out / "vocab.txt") as tmp:
+            shutil.copyfile(written, tmp)
+    vocab = load_vocab(out / "vocab.txt", options.lowercase)
+    return {
+        "input files": len(files),
+        "input bytes": sum(f.stat().st_size for f in files),
+        "vocabulary size": len(vocab),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
