@@ -55,6 +55,6 @@ class Cli:
         return result
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli() -> Cli:
     return Cli()

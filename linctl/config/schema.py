@@ -6,6 +6,8 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
+from linctl.errors import ConfigError
+
 
 def default_workers() -> int:
     """Return the number of cores this process may use."""
@@ -98,3 +100,20 @@ class MlmOptions(Strict):
                 f"= [{2 + self.overlap}, {self.max_body})"
             )
         return self
+
+
+CONFIG_SCHEMAS: dict[str, type[Strict]] = {
+    "prepare-mlm": MlmOptions,
+    "prepare-wikicorpus": WikicorpusOptions,
+    "prepare-vocab": VocabOptions,
+}
+
+
+def schema_for(path: Path) -> type[Strict]:
+    """Return the schema of a config file, chosen by its name's prefix (e.g. ``prepare-mlm-*.yaml``)."""
+    for prefix, schema in CONFIG_SCHEMAS.items():
+        if Path(path).stem.startswith(prefix):
+            return schema
+    raise ConfigError(
+        f"{path}: no schema for this file name; names start with one of {', '.join(CONFIG_SCHEMAS)}"
+    )

@@ -30,8 +30,11 @@ def read_metadata(metadata_files: Iterable[Path], prefix: str = "") -> list[Path
 
 
 def separator_line(separator: str) -> str:
-    r"""Return the line that separates documents: the two characters ``\n`` (as typed) mean a blank line."""
-    return separator.replace("\\n", "\n").strip("\n")
+    r"""Return the line that separates documents: ``\n`` (typed as two characters) means a blank line.
+
+    Lines are compared stripped, so a line of spaces counts as blank (WikiText writes blank lines so).
+    """
+    return separator.replace("\\n", "\n").strip()
 
 
 def iter_documents(path: Path, separator: str | None) -> Iterator[list[str]]:
@@ -48,7 +51,7 @@ def iter_documents(path: Path, separator: str | None) -> Iterator[list[str]]:
             for raw in fh:
                 lineno += 1
                 line = raw.strip()
-                if separator is not None and raw.rstrip("\r\n") == separator:
+                if separator is not None and line == separator:
                     if lines:
                         yield lines
                     lines = []

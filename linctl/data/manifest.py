@@ -7,6 +7,7 @@ writing ``manifest.json`` (schema version, options, counts, sha256 of each file)
 """
 
 import json
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,17 @@ def finish_output_dir(
     write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     (folder / PENDING).unlink(missing_ok=True)
     return manifest
+
+
+def abandon_output_dir(folder: Path, scratch: Iterable[str] = ()) -> None:
+    """Undo a claim after a failure that leaves nothing worth resuming: drop the marker and ``scratch``."""
+    folder = Path(folder)
+    for name in scratch:
+        shutil.rmtree(folder / name, ignore_errors=True)
+    (folder / PENDING).unlink(missing_ok=True)
+    remove_stale_tmp(folder)
+    if not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def read_manifest(folder: Path, kind: str | None = None, verify: bool = True) -> dict[str, Any]:

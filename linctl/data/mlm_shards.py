@@ -24,7 +24,7 @@ import pyarrow as pa
 from linctl.atomic import write_text_atomic
 from linctl.config.schema import MlmOptions
 from linctl.data.inputs import iter_documents, read_metadata, separator_line
-from linctl.data.manifest import claim_output_dir, finish_output_dir
+from linctl.data.manifest import abandon_output_dir, claim_output_dir, finish_output_dir
 from linctl.data.mlm import Masking, Windows, frame
 from linctl.data.ragged import Ragged
 from linctl.data.shards import ROWS_PER_BATCH, open_writer, read_table, shard_name, table_of, write_table
@@ -60,7 +60,7 @@ def prepare_mlm(options: MlmOptions) -> dict[str, Any]:
     stats = _build_work_files(options, files, work)
     _check_casing(vocab, options, stats)
     if stats["examples"] == 0:
-        shutil.rmtree(work)
+        abandon_output_dir(out, scratch=[WORK])
         raise InputError(f"--metadata-files {options.metadata_files[0]}: the listed files hold no text")
     names, per_shard = _deal_into_shards(options, sorted(work.glob("*.arrow")), out)
     counts = {**stats, "shards": dict(zip(names, per_shard, strict=True))}

@@ -1,0 +1,5 @@
+"""`python -m linctl` runs the command line."""
+
+from linctl.cli.app import main
+
+main()

@@ -1,0 +1,51 @@
+"""The command line as a whole: version, error mapping, config files with flags on top."""
+
+import json
+import os
+import subprocess
+import sys
+
+from linctl import __version__
+
+
+def test_version(cli):
+    assert cli("--version").stdout.strip() == f"linctl {__version__}"
+
+
+def test_bad_input_is_one_line_exit_2_and_debug_shows_the_traceback(tmp_path):
+    args = [
+        sys.executable,
+        "-m",
+        "linctl",
+        "prepare",
+        "mlm",
+        "--metadata-files",
+        str(tmp_path / "absent.txt"),
+    ]
+    args += ["--vocab-file", str(tmp_path / "v.txt"), "--output-dir", str(tmp_path / "out")]
+    quiet = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "LINCTL_DEBUG": "0"})
+    assert quiet.returncode == 2
+    assert quiet.stderr.strip().splitlines() == [f"error: --vocab-file {tmp_path / 'v.txt'}: file not found"]
+    loud = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "LINCTL_DEBUG": "1"})
+    assert loud.returncode == 2
+    assert "Traceback" in loud.stderr and "InputError" in loud.stderr
+
+
+def test_config_file_then_set_then_flags(tmp_path, cli, data_dir):
+    meta = tmp_path / "meta.txt"
+    meta.write_text(f"{data_dir / 'wikitext-2' / 'valid.txt'}\n")
+    config = tmp_path / "prepare-mlm-small.yaml"
+    config.write_text(
+        f"metadata_files: [{meta}]\nvocab_file: {data_dir / 'bert-vocab' / 'bert-base-cased-vocab.txt'}\n"
+        "single_sentence_per_line: true\nmultiple_docs_in_single_file: true\n"
+        "max_seq_length: 256\ndupe_factor: 1\nnum_output_files: 1\nseed: 4\n"
+    )
+    out = tmp_path / "out"
+    cli("prepare", "mlm", "--config", config, "--set", "seed=9", "--max-seq-length", 64, "--output-dir", out)
+    options = json.loads((out / "manifest.json").read_text())["options"]
+    assert (options["max_seq_length"], options["seed"], options["dupe_factor"]) == (64, 9, 1)
+    bad = cli(
+        "prepare", "mlm", "--config", config, "--set", "max_seq_length=4", "--output-dir", out, ok=False
+    )
+    assert bad.exit_code == 2
+    assert f"{config}: max_seq_length = 4" in bad.stderr

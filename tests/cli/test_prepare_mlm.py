@@ -1,0 +1,375 @@
+"""`linctl prepare mlm` on real text (WikiText-2) with the real BERT vocabularies."""
+
+import json
+from collections import Counter
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from linctl.data.loader import MlmCollator
+from linctl.data.ragged import Ragged
+from linctl.data.shards import ShardSet
+from linctl.data.tokenizer import load_vocab
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, data_dir) -> Path:
+    """A metadata file listing WikiText-2 valid and test: paragraphs as documents, blank-line separated."""
+    folder = tmp_path_factory.mktemp("corpus")
+    meta = folder / "metadata.txt"
+    meta.write_text(f"{data_dir / 'wikitext-2' / 'valid.txt'}\n{data_dir / 'wikitext-2' / 'test.txt'}\n")
+    return meta
+
+
+@pytest.fixture(scope="module")
+def cased_vocab(data_dir) -> Path:
+    return data_dir / "bert-vocab" / "bert-base-cased-vocab.txt"
+
+
+def prepare(cli, corpus, vocab, out, *extra):
+    args = ["prepare", "mlm", "--metadata-files", corpus, "--vocab-file", vocab, "--output-dir", out]
+    args += ["--multiple-docs-in-single-file", "--single-sentence-per-line", "--num-output-files", 3]
+    return cli(*args, *[str(x) for x in extra])
+
+
+def shard_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.arrow"))}
+
+
+@pytest.fixture(scope="module")
+def static128(tmp_path_factory, cli, corpus, cased_vocab):
+    out = tmp_path_factory.mktemp("static128")
+    prepare(cli, corpus, cased_vocab, out, "--dupe-factor", 1, "--max-seq-length", 128, "--seed", 3)
+    return ShardSet(out)
+
+
+@pytest.fixture(scope="module")
+def static512(tmp_path_factory, cli, corpus, cased_vocab):
+    out = tmp_path_factory.mktemp("static512")
+    prepare(
+        cli,
+        corpus,
+        cased_vocab,
+        out,
+        "--dupe-factor",
+        1,
+        "--max-seq-length",
+        512,
+        "--max-predictions-per-seq",
+        80,
+        "--seed",
+        3,
+    )
+    return ShardSet(out)
+
+
+@pytest.fixture(scope="module")
+def dynamic512(tmp_path_factory, cli, corpus, cased_vocab):
+    out = tmp_path_factory.mktemp("dynamic512")
+    prepare(
+        cli,
+        corpus,
+        cased_vocab,
+        out,
+        "--dupe-factor",
+        1,
+        "--max-seq-length",
+        512,
+        "--max-predictions-per-seq",
+        80,
+        "--disable-masking",
+    )
+    return ShardSet(out)
+
+
+def all_examples(shards: ShardSet) -> dict[str, Ragged]:
+    return shards.take(np.arange(len(shards)))
+
+
+def check_framing(shards: ShardSet, max_seq_length: int) -> None:
+    vocab = load_vocab(Path(shards.manifest["options"]["vocab_file"]), False)
+    rows = all_examples(shards)["input_ids"]
+    assert len(rows) > 0
+    assert (rows.values[rows.offsets[:-1]] == vocab.cls_id).all()
+    assert (rows.values[rows.offsets[1:] - 1] == vocab.sep_id).all()
+    assert rows.lengths.max() <= max_seq_length
+    assert rows.lengths.min() >= 3
+
+
+@pytest.mark.parametrize("name,msl", [("static128", 128), ("static512", 512), ("dynamic512", 512)])
+def test_examples_are_framed_and_fit(request, name, msl):
+    check_framing(request.getfixturevalue(name), msl)
+
+
+def masking_stats(examples: dict[str, Ragged], mask_id: int) -> tuple[float, float, float, float]:
+    inputs, positions, labels = (
+        examples["input_ids"],
+        examples["masked_lm_positions"],
+        examples["masked_lm_ids"],
+    )
+    at = inputs.offsets[positions.row_ids] + positions.values
+    seen = inputs.values[at]
+    masked_share = np.mean(seen == mask_id)
+    kept_share = np.mean(seen == labels.values)
+    random_share = 1 - masked_share - kept_share
+    return len(positions.values) / len(inputs.values), masked_share, kept_share, random_share
+
+
+@pytest.mark.parametrize("name", ["static128", "static512"])
+def test_static_masking_rates(request, name):
+    shards = request.getfixturevalue(name)
+    examples = all_examples(shards)
+    assert len(examples["input_ids"].values) >= 10_000
+    vocab = load_vocab(Path(shards.manifest["options"]["vocab_file"]), False)
+    fraction, masked, kept, random = masking_stats(examples, vocab.mask_id)
+    assert abs(fraction - 0.15) <= 0.01
+    assert abs(masked - 0.8) <= 0.02
+    assert abs(kept - 0.1) <= 0.02
+    assert abs(random - 0.1) <= 0.02
+
+
+@pytest.mark.parametrize("name,limit", [("static128", 20), ("static512", 80)])
+def test_positions_sorted_unique_bounded(request, name, limit):
+    examples = all_examples(request.getfixturevalue(name))
+    lengths = examples["input_ids"].lengths
+    for row, positions in enumerate(examples["masked_lm_positions"].rows()):
+        assert 1 <= len(positions) <= limit
+        assert (np.diff(positions) > 0).all()
+        assert positions.min() >= 1 and positions.max() <= lengths[row] - 2  # never [CLS] or [SEP]
+
+
+def test_manifest_records_options_counts_and_checksums(static128):
+    manifest = static128.manifest
+    assert manifest["kind"] == "mlm" and manifest["schema_version"] == 1
+    assert manifest["options"]["max_seq_length"] == 128
+    assert sum(manifest["counts"]["shards"].values()) == len(static128) == manifest["counts"]["examples"]
+    assert sorted(manifest["files"]) == [f"examples-0000{i}-of-00003.arrow" for i in range(3)]
+    assert all(len(digest) == 64 for digest in manifest["files"].values())
+
+
+def test_dynamic_collator_masks_per_step(dynamic512):
+    assert dynamic512.features == ["input_ids"]
+    collate = MlmCollator.for_shards(dynamic512.manifest, seed=5)
+    batch = dynamic512.take(np.arange(0, 300, 7))
+    first, again, other = collate(batch, step=1), collate(batch, step=1), collate(batch, step=2)
+    for key in first:
+        assert (first[key] == again[key]).all()
+    assert not (first["masked_lm_positions"] == other["masked_lm_positions"]).all()
+    B, T = first["input_ids"].shape
+    assert first["attention_mask"].sum().item() == len(batch["input_ids"].values)
+    assert first["masked_lm_positions"].shape == (B, 80)
+    weights = first["masked_lm_weights"]
+    fraction = weights.sum().item() / first["attention_mask"].sum().item()
+    assert abs(fraction - 0.15) <= 0.01
+    # Every weighted position points at a real token; padding positions carry weight 0.
+    rows = np.arange(B)[:, None].repeat(80, 1)
+    real = first["attention_mask"].numpy()[rows, first["masked_lm_positions"].numpy()]
+    assert (real[weights.numpy() > 0]).all()
+
+
+def test_whole_word_masking_never_splits_a_word(tmp_path, cli, corpus, cased_vocab):
+    prepare(cli, corpus, cased_vocab, tmp_path, "--dupe-factor", 1, "--mask-whole-word")
+    shards = ShardSet(tmp_path)
+    vocab = load_vocab(cased_vocab, False)
+    examples = all_examples(shards)
+    originals = examples["input_ids"].values.copy()
+    inputs = examples["input_ids"]
+    at = inputs.offsets[examples["masked_lm_positions"].row_ids] + examples["masked_lm_positions"].values
+    originals[at] = examples["masked_lm_ids"].values
+    chosen = np.zeros(len(originals), dtype=bool)
+    chosen[at] = True
+    continuation = vocab.continuation[originals]
+    # A piece right after [CLS] (a window may start mid-word) has no word to belong to.
+    after_frame = np.isin(np.roll(originals, 1), [vocab.cls_id, vocab.sep_id])
+    continuation &= ~after_frame
+    split_words = np.flatnonzero(continuation & (chosen != np.roll(chosen, 1)))
+    assert continuation.sum() > 1000  # the text has many multi-piece words
+    assert len(split_words) == 0
+    fraction = chosen.sum() / len(originals)
+    assert 0.13 <= fraction <= 0.151
+
+
+def unmasked_texts(examples: dict[str, Ragged]) -> list[bytes]:
+    """Each example's original tokens (masked positions restored), as bytes."""
+    inputs, positions = examples["input_ids"], examples["masked_lm_positions"]
+    originals = inputs.values.copy()
+    originals[inputs.offsets[positions.row_ids] + positions.values] = examples["masked_lm_ids"].values
+    return [row.tobytes() for row in Ragged(originals, inputs.offsets).rows()]
+
+
+def test_dupe_factor_multiplies_examples_with_new_masks(tmp_path, cli, corpus, cased_vocab):
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    prepare(cli, corpus, cased_vocab, once, "--dupe-factor", 1, "--short-seq-prob", 0)
+    prepare(cli, corpus, cased_vocab, twice, "--dupe-factor", 2, "--short-seq-prob", 0)
+    one, two = all_examples(ShardSet(once)), all_examples(ShardSet(twice))
+    texts_one, texts_two = Counter(unmasked_texts(one)), Counter(unmasked_texts(two))
+    assert texts_two == Counter({text: 2 * n for text, n in texts_one.items()})  # each window twice…
+    masks: dict[bytes, set[bytes]] = {}
+    for text, mask in zip(unmasked_texts(two), two["masked_lm_positions"].rows(), strict=True):
+        masks.setdefault(text, set()).add(mask.tobytes())
+    pairs = [text for text, n in texts_one.items() if n == 1 and len(text) > 40]
+    assert sum(len(masks[text]) == 2 for text in pairs) >= 0.95 * len(pairs)  # …with other masks
+
+
+def test_same_seed_same_bytes_other_seed_other_masks(tmp_path, cli, corpus, cased_vocab):
+    runs = {}
+    for name, seed, workers in [("a", 7, 1), ("b", 7, 2), ("c", 8, 2)]:
+        prepare(
+            cli,
+            corpus,
+            cased_vocab,
+            tmp_path / name,
+            "--dupe-factor",
+            1,
+            "--seed",
+            seed,
+            "--workers",
+            workers,
+        )
+        runs[name] = shard_bytes(tmp_path / name)
+    assert runs["a"] == runs["b"]
+    assert runs["a"].keys() == runs["c"].keys()
+    assert all(runs["a"][k] != runs["c"][k] for k in runs["a"])
+
+
+def test_rerun_is_a_noop_and_other_options_are_refused(tmp_path, cli, corpus, cased_vocab):
+    prepare(cli, corpus, cased_vocab, tmp_path, "--dupe-factor", 1)
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    again = prepare(cli, corpus, cased_vocab, tmp_path, "--dupe-factor", 1, "--workers", 1)
+    assert "already complete" in again.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+    refused = cli(
+        "prepare",
+        "mlm",
+        "--metadata-files",
+        corpus,
+        "--vocab-file",
+        cased_vocab,
+        "--output-dir",
+        tmp_path,
+        "--multiple-docs-in-single-file",
+        "--single-sentence-per-line",
+        "--num-output-files",
+        3,
+        "--dupe-factor",
+        1,
+        "--max-seq-length",
+        64,
+        ok=False,
+    )
+    assert refused.exit_code == 2
+    assert "max_seq_length=128" in refused.stderr and "max_seq_length=64" in refused.stderr
+
+
+def test_killed_run_resumes_to_identical_output(tmp_path, corpus, cased_vocab):
+    args = [
+        sys.executable,
+        "-m",
+        "linctl",
+        "prepare",
+        "mlm",
+        "--metadata-files",
+        str(corpus),
+        "--vocab-file",
+        str(cased_vocab),
+        "--multiple-docs-in-single-file",
+        "--single-sentence-per-line",
+        "--num-output-files",
+        "4",
+        "--dupe-factor",
+        "3",
+        "--workers",
+        "1",
+    ]
+    env = {**os.environ, "LINCTL_PROGRESS": "0"}
+    subprocess.run([*args, "--output-dir", str(tmp_path / "whole")], check=True, env=env, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "--output-dir", str(killed)], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(killed.glob(".work/*.json")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "manifest.json").exists()
+    for leftover in killed.rglob("*"):
+        if leftover.is_file() and ".tmp-" not in leftover.name and leftover.suffix == ".arrow":
+            assert leftover.stat().st_size > 0  # complete files only under final names
+    subprocess.run([*args, "--output-dir", str(killed)], check=True, env=env, capture_output=True)
+    assert shard_bytes(killed) == shard_bytes(tmp_path / "whole")
+    whole = json.loads((tmp_path / "whole" / "manifest.json").read_text())
+    assert json.loads((killed / "manifest.json").read_text())["files"] == whole["files"]
+    assert not (killed / ".work").exists()
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--max-seq-length", 7], "--max-seq-length = 7"),
+        (["--masked-lm-prob", 0], "--masked-lm-prob = 0.0"),
+        (["--masked-lm-prob", 1], "--masked-lm-prob = 1.0"),
+        (["--max-seq-length", 16, "--overlap-size", 13], "overlap_size (13)"),
+    ],
+)
+def test_bad_options_exit_2_without_output(tmp_path, cli, corpus, cased_vocab, extra, message):
+    out = tmp_path / "out"
+    result = cli(
+        "prepare",
+        "mlm",
+        "--metadata-files",
+        corpus,
+        "--vocab-file",
+        cased_vocab,
+        "--output-dir",
+        out,
+        *extra,
+        ok=False,
+    )
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("missing", ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+def test_vocab_without_special_token_is_refused(tmp_path, cli, corpus, cased_vocab, missing):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(t for t in cased_vocab.read_text().splitlines() if t != missing) + "\n")
+    result = prepare_bad(cli, corpus, vocab, tmp_path / "out")
+    assert result.exit_code == 2 and f"lacks {missing}" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def prepare_bad(cli, corpus, vocab, out):
+    return cli(
+        "prepare", "mlm", "--metadata-files", corpus, "--vocab-file", vocab, "--output-dir", out, ok=False
+    )
+
+
+def test_missing_and_empty_inputs_are_refused(tmp_path, cli, cased_vocab):
+    meta = tmp_path / "meta.txt"
+    meta.write_text(f"{tmp_path / 'nowhere.txt'}\n")
+    result = prepare_bad(cli, meta, cased_vocab, tmp_path / "out")
+    assert (
+        result.exit_code == 2 and "meta.txt:1: input file" in result.stderr and "not found" in result.stderr
+    )
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n \n")
+    meta.write_text(f"{empty}\n")
+    result = prepare_bad(cli, meta, cased_vocab, tmp_path / "out")
+    assert result.exit_code == 2 and "hold no text" in result.stderr
+    assert not list((tmp_path / "out").glob("*.arrow"))
+    result = prepare_bad(cli, tmp_path / "no-meta.txt", cased_vocab, tmp_path / "out2")
+    assert result.exit_code == 2 and "no-meta.txt: file not found" in result.stderr
+
+
+def test_uncased_vocab_without_lower_casing_warns(tmp_path, cli, corpus, data_dir):
+    result = prepare(
+        cli, corpus, data_dir / "bert-vocab" / "bert-base-uncased-vocab.txt", tmp_path, "--dupe-factor", 1
+    )
+    assert "uncased but --do-lower-case is off" in result.stderr

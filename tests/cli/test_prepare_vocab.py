@@ -1,0 +1,51 @@
+"""`linctl prepare vocab`: a BERT-compatible WordPiece vocabulary that `prepare mlm` accepts."""
+
+from linctl.data.shards import ShardSet
+from linctl.data.tokenizer import SPECIALS, load_vocab
+
+
+def test_trained_vocab_is_bert_compatible_and_usable(tmp_path, cli, data_dir):
+    meta = tmp_path / "meta.txt"
+    meta.write_text(f"{data_dir / 'wikitext-2' / 'valid.txt'}\n")
+    cli(
+        "prepare",
+        "vocab",
+        "--metadata-files",
+        meta,
+        "--output-dir",
+        tmp_path,
+        "--vocab-size",
+        2000,
+        "--lowercase",
+    )
+    vocab = load_vocab(tmp_path / "vocab.txt", lowercase=True)
+    assert vocab.tokens[: len(SPECIALS)] == SPECIALS
+    assert 1000 < len(vocab) <= 2000
+    assert not vocab.cased and vocab.continuation.any()
+    ids = vocab.tokenizer().encode("The tower was built in 1889.", add_special_tokens=False).ids
+    assert vocab.unk_id not in ids
+    out = tmp_path / "shards"
+    cli(
+        "prepare",
+        "mlm",
+        "--metadata-files",
+        meta,
+        "--vocab-file",
+        tmp_path / "vocab.txt",
+        "--do-lower-case",
+        "--single-sentence-per-line",
+        "--dupe-factor",
+        1,
+        "--num-output-files",
+        1,
+        "--output-dir",
+        out,
+    )
+    assert len(ShardSet(out)) > 100
+
+
+def test_missing_metadata_is_refused(tmp_path, cli):
+    result = cli(
+        "prepare", "vocab", "--metadata-files", tmp_path / "m.txt", "--output-dir", tmp_path, ok=False
+    )
+    assert result.exit_code == 2 and "m.txt: file not found" in result.stderr
