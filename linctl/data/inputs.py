@@ -5,6 +5,7 @@ file holds one document, or several separated by a separator line (by default a 
 MLCommons part-file format: one sentence per line, a blank line between articles).
 """
 
+import gzip
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def separator_line(separator: str) -> str:
 
 
 def iter_documents(path: Path, separator: str | None) -> Iterator[list[str]]:
-    """Yield each document of ``path`` as its non-empty lines, stripped.
+    """Yield each document of ``path`` (plain or ``.gz``) as its non-empty lines, stripped.
 
     Args:
         separator: the line between documents (see ``separator_line``), or None when the whole file is
@@ -47,7 +48,8 @@ def iter_documents(path: Path, separator: str | None) -> Iterator[list[str]]:
     lines: list[str] = []
     lineno = 0
     try:
-        with open(path, encoding="utf-8") as fh:
+        opener = gzip.open if Path(path).suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as fh:
             for raw in fh:
                 lineno += 1
                 line = raw.strip()
