@@ -38,4 +38,4 @@ def progress(description: str, total: float | None) -> Iterator[Callable[[float]
 
 def warn(message: str) -> None:
     """Print a warning on stderr."""
-    _console.print(f"[yellow]warning:[/] {message}", highlight=False)
+    _console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
