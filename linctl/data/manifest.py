@@ -48,9 +48,13 @@ def claim_output_dir(
             have = {"kind": found.get("kind"), "options": _compared(found.get("options", {}), ignore)}
             if have != wanted:
                 raise OutputError(f"--output-dir {folder}: {_difference(have, wanted)}; use another folder")
-            if marker == MANIFEST:
+            if marker == MANIFEST and all((folder / name).is_file() for name in found.get("files", {})):
                 return found
+            # A killed run, or a finished one that lost files: resume, keeping the complete files there.
             remove_stale_tmp(folder)
+            if marker == MANIFEST:
+                write_text_atomic(folder / PENDING, json.dumps({"kind": kind, "options": found["options"]}))
+                path.unlink()
             return None
     strays = sorted(p.name for pattern in owned for p in folder.glob(pattern))
     if strays:

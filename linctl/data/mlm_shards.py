@@ -50,6 +50,7 @@ def prepare_mlm(options: MlmOptions) -> dict[str, Any]:
         out, KIND, options.model_dump(), owned=[f"{options.name}-*.arrow"], ignore=RUN_ONLY
     )
     if done is not None:
+        shutil.rmtree(out / WORK, ignore_errors=True)  # left if a run was killed right after its manifest
         return {
             **_summary(done["counts"]),
             "seconds": round(time.perf_counter() - start, 2),

@@ -373,3 +373,14 @@ def test_uncased_vocab_without_lower_casing_warns(tmp_path, cli, corpus, data_di
         cli, corpus, data_dir / "bert-vocab" / "bert-base-uncased-vocab.txt", tmp_path, "--dupe-factor", 1
     )
     assert "uncased but --do-lower-case is off" in result.stderr
+
+
+def test_lost_shard_is_rebuilt_identically(tmp_path, cli, corpus, cased_vocab):
+    prepare(cli, corpus, cased_vocab, tmp_path, "--dupe-factor", 1)
+    before = shard_bytes(tmp_path)
+    lost = sorted(tmp_path.glob("*.arrow"))[1]
+    lost.unlink()
+    again = prepare(cli, corpus, cased_vocab, tmp_path, "--dupe-factor", 1)
+    assert "already complete" not in again.stdout
+    assert shard_bytes(tmp_path) == before
+    ShardSet(tmp_path)  # manifest and checksums agree again
