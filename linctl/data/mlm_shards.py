@@ -41,6 +41,13 @@ RUN_ONLY = ("workers", "output_dir")  # options that do not change the shards
 def prepare_mlm(options: MlmOptions) -> dict[str, Any]:
     """Write MLM-only shards for ``options``; return the summary rows."""
     start = time.perf_counter()
+    # Absolute paths in the manifest: readers (MlmCollator.for_shards) find the vocabulary from anywhere.
+    options = options.model_copy(
+        update={
+            "vocab_file": options.vocab_file.resolve(),
+            "metadata_files": [p.resolve() for p in options.metadata_files],
+        }
+    )
     vocab = _vocab(options.vocab_file, options.do_lower_case)
     if options.allow_cross_document_examples:
         vocab.id(options.document_separator_token)
