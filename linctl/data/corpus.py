@@ -27,7 +27,7 @@ from spacy.language import Language
 
 from linctl.atomic import atomic_path, write_text_atomic
 from linctl.config.schema import WikicorpusOptions
-from linctl.data.manifest import PENDING, claim_output_dir, finish_output_dir
+from linctl.data.manifest import abandon_output_dir, claim_output_dir, finish_output_dir
 from linctl.data.sentences import load_sentencizer, split_sentences
 from linctl.data.sources.wikicorpus import (
     DISAMBIGUATION,
@@ -71,15 +71,15 @@ def prepare_wikicorpus(options: WikicorpusOptions) -> dict[str, int | float]:
     if source.path.is_dir() and out.resolve().is_relative_to(source.path.resolve()):
         raise ConfigError(f"--output-dir {out}: inside --input {source.path}; pick a folder outside it")
     created = not out.exists()
-    dumped = options.model_dump()
-    done = claim_output_dir(out, KIND, dumped, owned=OWNED, ignore=["workers"])
+    dumped = {**options.model_dump(), "input": source.path.resolve()}
+    done = claim_output_dir(out, KIND, dumped, owned=OWNED, ignore=["workers", "output_dir"])
     if done is not None:
         return dict(done["counts"])
     names = part_names(options.num_parts)
     try:
         counts = _write_layout(source, options, out, names)
     except LinctlError:
-        _abandon(out, created)
+        abandon_output_dir(out, OWNED, created=created)
         raise
     metadata = "".join(f"{(out / name).resolve()}\n" for name in names)
     write_text_atomic(out / METADATA_FILE, metadata)
@@ -236,11 +236,3 @@ def _start_worker(spacy_model: str) -> None:
 def _worker_page_sentences(pages: list[Page]) -> list[Article | None]:
     assert _worker_nlp is not None, "worker started without _start_worker"
     return _page_sentences(_worker_nlp, pages)
-
-
-def _abandon(out: Path, created: bool) -> None:
-    """Forget a run that failed on its input: no output was written, so the folder is free again."""
-    if not any(path for pattern in OWNED for path in out.glob(pattern)):
-        (out / PENDING).unlink(missing_ok=True)
-        if created and not any(out.iterdir()):
-            out.rmdir()

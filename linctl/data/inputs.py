@@ -5,10 +5,10 @@ file holds one document, or several separated by a separator line (by default a 
 MLCommons part-file format: one sentence per line, a blank line between articles).
 """
 
-import gzip
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from linctl.data.sources.textfile import read_lines
 from linctl.errors import InputError
 
 
@@ -39,27 +39,20 @@ def separator_line(separator: str) -> str:
 
 
 def iter_documents(path: Path, separator: str | None) -> Iterator[list[str]]:
-    """Yield each document of ``path`` (plain or ``.gz``) as its non-empty lines, stripped.
+    """Yield each document of ``path`` (plain, ``.gz`` or ``.bz2``) as its non-empty lines, stripped.
 
     Args:
         separator: the line between documents (see ``separator_line``), or None when the whole file is
             one document.
     """
     lines: list[str] = []
-    lineno = 0
-    try:
-        opener = gzip.open if Path(path).suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for raw in fh:
-                lineno += 1
-                line = raw.strip()
-                if separator is not None and line == separator:
-                    if lines:
-                        yield lines
-                    lines = []
-                elif line:
-                    lines.append(line)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}:{lineno + 1}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for raw in read_lines(path):
+        line = raw.strip()
+        if separator is not None and line == separator:
+            if lines:
+                yield lines
+            lines = []
+        elif line:
+            lines.append(line)
     if lines:
         yield lines

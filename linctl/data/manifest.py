@@ -84,15 +84,22 @@ def finish_output_dir(
     return manifest
 
 
-def abandon_output_dir(folder: Path, scratch: Iterable[str] = ()) -> None:
-    """Undo a claim after a failure that leaves nothing worth resuming: drop the marker and ``scratch``."""
+def abandon_output_dir(
+    folder: Path, owned: Iterable[str], scratch: Iterable[str] = (), created: bool = False
+) -> None:
+    """Forget a run that failed on its input, so that the folder is free for a corrected run.
+
+    The claim is dropped only when none of the run's ``owned`` files was finished (those are worth
+    resuming); ``scratch`` folders and temporary files go; a folder the run ``created`` goes if empty.
+    """
     folder = Path(folder)
     for name in scratch:
         shutil.rmtree(folder / name, ignore_errors=True)
-    (folder / PENDING).unlink(missing_ok=True)
     remove_stale_tmp(folder)
-    if not any(folder.iterdir()):
-        folder.rmdir()
+    if not any(path for pattern in owned for path in folder.glob(pattern)):
+        (folder / PENDING).unlink(missing_ok=True)
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def read_manifest(folder: Path, kind: str | None = None, verify: bool = True) -> dict[str, Any]:

@@ -53,9 +53,9 @@ def prepare_mlm(options: MlmOptions) -> dict[str, Any]:
         vocab.id(options.document_separator_token)
     files = read_metadata(options.metadata_files, options.input_files_prefix)
     out = Path(options.output_dir)
-    done = claim_output_dir(
-        out, KIND, options.model_dump(), owned=[f"{options.name}-*.arrow"], ignore=RUN_ONLY
-    )
+    created = not out.exists()
+    owned = [f"{options.name}-*.arrow"]
+    done = claim_output_dir(out, KIND, options.model_dump(), owned=owned, ignore=RUN_ONLY)
     if done is not None:
         shutil.rmtree(out / WORK, ignore_errors=True)  # left if a run was killed right after its manifest
         return {
@@ -68,7 +68,7 @@ def prepare_mlm(options: MlmOptions) -> dict[str, Any]:
     stats = _build_work_files(options, files, work)
     _check_casing(vocab, options, stats)
     if stats["examples"] == 0:
-        abandon_output_dir(out, scratch=[WORK])
+        abandon_output_dir(out, owned, scratch=[WORK], created=created)
         raise InputError(f"--metadata-files {options.metadata_files[0]}: the listed files hold no text")
     names, per_shard = _deal_into_shards(options, sorted(work.glob("*.arrow")), out)
     counts = {**stats, "shards": dict(zip(names, per_shard, strict=True))}
