@@ -42,50 +42,26 @@ def shard_bytes(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*.arrow"))}
 
 
-@pytest.fixture(scope="module")
-def static128(tmp_path_factory, cli, corpus, cased_vocab):
-    out = tmp_path_factory.mktemp("static128")
-    prepare(cli, corpus, cased_vocab, out, "--dupe-factor", 1, "--max-seq-length", 128, "--seed", 3)
-    return ShardSet(out)
+RECIPES = {
+    "static128": ["--max-seq-length", 128, "--seed", 3],
+    "static512": ["--max-seq-length", 512, "--max-predictions-per-seq", 80, "--seed", 3],
+    "dynamic512": ["--max-seq-length", 512, "--max-predictions-per-seq", 80, "--disable-masking"],
+}
 
 
 @pytest.fixture(scope="module")
-def static512(tmp_path_factory, cli, corpus, cased_vocab):
-    out = tmp_path_factory.mktemp("static512")
-    prepare(
-        cli,
-        corpus,
-        cased_vocab,
-        out,
-        "--dupe-factor",
-        1,
-        "--max-seq-length",
-        512,
-        "--max-predictions-per-seq",
-        80,
-        "--seed",
-        3,
-    )
-    return ShardSet(out)
+def recipe(tmp_path_factory, cli, corpus, cased_vocab):
+    """Return the shards of a named recipe, built once per module."""
+    built: dict[str, ShardSet] = {}
 
+    def shards(name: str) -> ShardSet:
+        if name not in built:
+            out = tmp_path_factory.mktemp(name)
+            prepare(cli, corpus, cased_vocab, out, "--dupe-factor", 1, *RECIPES[name])
+            built[name] = ShardSet(out)
+        return built[name]
 
-@pytest.fixture(scope="module")
-def dynamic512(tmp_path_factory, cli, corpus, cased_vocab):
-    out = tmp_path_factory.mktemp("dynamic512")
-    prepare(
-        cli,
-        corpus,
-        cased_vocab,
-        out,
-        "--dupe-factor",
-        1,
-        "--max-seq-length",
-        512,
-        "--max-predictions-per-seq",
-        80,
-        "--disable-masking",
-    )
-    return ShardSet(out)
+    return shards
 
 
 def all_examples(shards: ShardSet) -> dict[str, Ragged]:
@@ -103,8 +79,8 @@ def check_framing(shards: ShardSet, max_seq_length: int) -> None:
 
 
 @pytest.mark.parametrize("name,msl", [("static128", 128), ("static512", 512), ("dynamic512", 512)])
-def test_examples_are_framed_and_fit(request, name, msl):
-    check_framing(request.getfixturevalue(name), msl)
+def test_examples_are_framed_and_fit(recipe, name, msl):
+    check_framing(recipe(name), msl)
 
 
 def masking_stats(examples: dict[str, Ragged], mask_id: int) -> tuple[float, float, float, float]:
@@ -122,8 +98,8 @@ def masking_stats(examples: dict[str, Ragged], mask_id: int) -> tuple[float, flo
 
 
 @pytest.mark.parametrize("name", ["static128", "static512"])
-def test_static_masking_rates(request, name):
-    shards = request.getfixturevalue(name)
+def test_static_masking_rates(recipe, name):
+    shards = recipe(name)
     examples = all_examples(shards)
     assert len(examples["input_ids"].values) >= 10_000
     vocab = load_vocab(Path(shards.manifest["options"]["vocab_file"]), False)
@@ -135,8 +111,8 @@ def test_static_masking_rates(request, name):
 
 
 @pytest.mark.parametrize("name,limit", [("static128", 20), ("static512", 80)])
-def test_positions_sorted_unique_bounded(request, name, limit):
-    examples = all_examples(request.getfixturevalue(name))
+def test_positions_sorted_unique_bounded(recipe, name, limit):
+    examples = all_examples(recipe(name))
     lengths = examples["input_ids"].lengths
     for row, positions in enumerate(examples["masked_lm_positions"].rows()):
         assert 1 <= len(positions) <= limit
@@ -144,7 +120,8 @@ def test_positions_sorted_unique_bounded(request, name, limit):
         assert positions.min() >= 1 and positions.max() <= lengths[row] - 2  # never [CLS] or [SEP]
 
 
-def test_manifest_records_options_counts_and_checksums(static128):
+def test_manifest_records_options_counts_and_checksums(recipe):
+    static128 = recipe("static128")
     manifest = static128.manifest
     assert manifest["kind"] == "mlm" and manifest["schema_version"] == 1
     assert manifest["options"]["max_seq_length"] == 128
@@ -153,7 +130,8 @@ def test_manifest_records_options_counts_and_checksums(static128):
     assert all(len(digest) == 64 for digest in manifest["files"].values())
 
 
-def test_dynamic_collator_masks_per_step(dynamic512):
+def test_dynamic_collator_masks_per_step(recipe):
+    dynamic512 = recipe("dynamic512")
     assert dynamic512.features == ["input_ids"]
     collate = MlmCollator.for_shards(dynamic512.manifest, seed=5)
     batch = dynamic512.take(np.arange(0, 300, 7))
