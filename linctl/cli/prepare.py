@@ -16,6 +16,9 @@ from linctl.cli.options import (
 )
 from linctl.config.schema import MlmOptions, VocabOptions, WikicorpusOptions
 
+# The schemas' defaults, so that --help shows what a run will use.
+_WIKI, _VOCAB, _MLM = (schema.model_construct() for schema in (WikicorpusOptions, VocabOptions, MlmOptions))
+
 prepare_app = typer.Typer(help="Turn raw corpora into training data.", no_args_is_help=True)
 
 
@@ -30,11 +33,15 @@ def wikicorpus(
         ),
     ],
     output_dir: Annotated[Path, typer.Option(help="Where part files, eval.txt and metadata.txt go.")],
-    num_parts: Annotated[int, typer.Option(help="Number of part-XXXXX-of-NNNNN files.")] = 500,
-    eval_articles: Annotated[int, typer.Option(help="Articles held out (seeded) into eval.txt.")] = 10_000,
+    num_parts: Annotated[int, typer.Option(help="Number of part files (part-00000-of-00500 …).")] = (
+        _WIKI.num_parts
+    ),
+    eval_articles: Annotated[int, typer.Option(help="Articles held out (seeded) into eval.txt.")] = (
+        _WIKI.eval_articles
+    ),
     workers: WorkersOpt = None,
-    seed: SeedOpt = 12345,
-    spacy_model: SpacyModelOpt = "en_core_web_sm",
+    seed: SeedOpt = _WIKI.seed,
+    spacy_model: SpacyModelOpt = _WIKI.spacy_model,
 ) -> None:
     """Wikipedia to the MLCommons BERT layout: one sentence per line, a blank line between articles."""
     options = build_options(ctx, WikicorpusOptions)
@@ -64,9 +71,6 @@ def vocab(
 
     summary = train_vocab(options)
     print_summary(f"prepare vocab → {output_dir / 'vocab.txt'}", summary)
-
-
-_MLM = MlmOptions.model_construct()  # the schema's defaults, shown in --help
 
 
 @prepare_app.command("mlm")
