@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from functools import cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -112,28 +113,34 @@ def _check_casing(vocab: WordPieceVocab, options: MlmOptions, stats: Counter) ->
 
 def _build_work_files(options: MlmOptions, files: list[Path], work: Path) -> Counter:
     """Phase 1: one work file of examples per input file, skipping those a killed run finished."""
-    todo = [(i, path) for i, path in enumerate(files) if not (work / f"{i:05d}.json").exists()]
     stats: Counter = Counter()
-    for i in range(len(files)):
-        if (work / f"{i:05d}.json").exists():
-            stats.update(json.loads((work / f"{i:05d}.json").read_text()))
+    todo = []
+    for i, path in enumerate(files):
+        finished = work / f"{i:05d}.json"
+        if finished.exists():
+            stats.update(json.loads(finished.read_text()))
+        else:
+            todo.append((i, path))
     pool_size = min(options.workers, len(todo))
-    with progress("examples", total=sum(p.stat().st_size for _, p in todo)) as advance:
+    with progress("examples", total=sum(p.stat().st_size for _, p in todo)) as advance, ExitStack() as stack:
         if pool_size <= 1:
-            for i, path in todo:
-                stats.update(_build_work_file(options, i, path, work))
-                advance(path.stat().st_size)
-            return stats
-        # Spawned workers share the cores: each gives its Rust tokenizer its share of threads.
-        threads = max(1, options.workers // pool_size)
-        context = get_context("spawn")
-        with ProcessPoolExecutor(
-            pool_size, mp_context=context, initializer=_limit_threads, initargs=(threads,)
-        ) as pool:
-            futures = [(pool.submit(_build_work_file, options, i, path, work), path) for i, path in todo]
-            for future, path in futures:
-                stats.update(future.result())
-                advance(path.stat().st_size)
+            results = (_build_work_file(options, i, path, work) for i, path in todo)
+        else:
+            # Spawned workers share the cores: each gives its Rust tokenizer its share of threads.
+            threads = max(1, options.workers // pool_size)
+            pool = stack.enter_context(
+                ProcessPoolExecutor(
+                    pool_size,
+                    mp_context=get_context("spawn"),
+                    initializer=_limit_threads,
+                    initargs=(threads,),
+                )
+            )
+            futures = [pool.submit(_build_work_file, options, i, path, work) for i, path in todo]
+            results = (future.result() for future in futures)
+        for (_, path), result in zip(todo, results, strict=True):
+            stats.update(result)
+            advance(path.stat().st_size)
     return stats
 
 
@@ -203,6 +210,8 @@ def _token_buffers(
     """Yield the file's documents as token arrays, at least ``buffer_size`` tokens at a time."""
     tokenizer = vocab.tokenizer()
     sentencizer = None if options.single_sentence_per_line else _sentencizer(options.spacy_model)
+    if sentencizer is not None:
+        from linctl.data.sentences import split_sentences
     separator = (
         separator_line(options.multiple_docs_separator) if options.multiple_docs_in_single_file else None
     )
@@ -228,7 +237,7 @@ def _token_buffers(
             stats["sentences"] += len(lines)
         else:
             # MLM-only examples run across sentence ends, so the split changes the count, not the tokens.
-            stats["sentences"] += sum(len(s) for s in _split(sentencizer, lines))
+            stats["sentences"] += sum(len(s) for s in split_sentences(sentencizer, lines))
         texts.append("\n".join(lines))
         chars += len(texts[-1])
         if chars >= ENCODE_CHARS:
@@ -247,12 +256,6 @@ def _sentencizer(name: str):
     from linctl.data.sentences import load_sentencizer
 
     return load_sentencizer(name)
-
-
-def _split(nlp, lines: list[str]) -> list[list[str]]:
-    from linctl.data.sentences import split_sentences
-
-    return split_sentences(nlp, lines)
 
 
 def _deal_into_shards(options: MlmOptions, work_files: list[Path], out: Path) -> tuple[list[str], list[int]]:

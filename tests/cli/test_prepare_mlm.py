@@ -32,10 +32,10 @@ def cased_vocab(data_dir) -> Path:
     return data_dir / "bert-vocab" / "bert-base-cased-vocab.txt"
 
 
-def prepare(cli, corpus, vocab, out, *extra):
+def prepare(cli, corpus, vocab, out, *extra, ok=True):
     args = ["prepare", "mlm", "--metadata-files", corpus, "--vocab-file", vocab, "--output-dir", out]
     args += ["--multiple-docs-in-single-file", "--single-sentence-per-line", "--num-output-files", 3]
-    return cli(*args, *[str(x) for x in extra])
+    return cli(*args, *extra, ok=ok)
 
 
 def shard_bytes(folder: Path) -> dict[str, bytes]:
@@ -222,24 +222,8 @@ def test_rerun_is_a_noop_and_other_options_are_refused(tmp_path, cli, corpus, ca
     again = prepare(cli, corpus, cased_vocab, tmp_path, "--dupe-factor", 1, "--workers", 1)
     assert "already complete" in again.stdout
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
-    refused = cli(
-        "prepare",
-        "mlm",
-        "--metadata-files",
-        corpus,
-        "--vocab-file",
-        cased_vocab,
-        "--output-dir",
-        tmp_path,
-        "--multiple-docs-in-single-file",
-        "--single-sentence-per-line",
-        "--num-output-files",
-        3,
-        "--dupe-factor",
-        1,
-        "--max-seq-length",
-        64,
-        ok=False,
+    refused = prepare(
+        cli, corpus, cased_vocab, tmp_path, "--dupe-factor", 1, "--max-seq-length", 64, ok=False
     )
     assert refused.exit_code == 2
     assert "max_seq_length=128" in refused.stderr and "max_seq_length=64" in refused.stderr
@@ -296,18 +280,7 @@ def test_killed_run_resumes_to_identical_output(tmp_path, corpus, cased_vocab):
 )
 def test_bad_options_exit_2_without_output(tmp_path, cli, corpus, cased_vocab, extra, message):
     out = tmp_path / "out"
-    result = cli(
-        "prepare",
-        "mlm",
-        "--metadata-files",
-        corpus,
-        "--vocab-file",
-        cased_vocab,
-        "--output-dir",
-        out,
-        *extra,
-        ok=False,
-    )
+    result = prepare_bad(cli, corpus, cased_vocab, out, *extra)
     assert result.exit_code == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -323,10 +296,10 @@ def test_vocab_without_special_token_is_refused(tmp_path, cli, corpus, cased_voc
     assert not (tmp_path / "out").exists()
 
 
-def prepare_bad(cli, corpus, vocab, out):
-    return cli(
-        "prepare", "mlm", "--metadata-files", corpus, "--vocab-file", vocab, "--output-dir", out, ok=False
-    )
+def prepare_bad(cli, corpus, vocab, out, *extra):
+    """Run prepare mlm with only the required options and ``extra``, expecting it to fail."""
+    args = ["prepare", "mlm", "--metadata-files", corpus, "--vocab-file", vocab, "--output-dir", out]
+    return cli(*args, *extra, ok=False)
 
 
 def test_missing_and_empty_inputs_are_refused(tmp_path, cli, cased_vocab):
