@@ -1,0 +1,120 @@
+"""Linformer self-attention (Wang et al., arXiv:2006.04768). Cost O(T·k) in time and memory.
+
+Keys and values (n × D per head) are projected along the sequence to k × D by learned matrices E and F
+before the softmax. Sharing (paper §4): ``none`` gives every layer and head its own E and F;
+``headwise`` one E and F per layer; ``key-value`` one matrix per layer for both; ``layerwise`` one
+matrix for the whole model. Keys and values at padded positions are zeroed before the projection, and
+a sequence of T < n tokens uses the first T columns, so outputs do not depend on trailing padding.
+"""
+
+import math
+from typing import Any, Literal, Self
+
+import torch
+import torch.nn.functional as F
+from pydantic import PositiveInt, model_validator
+from torch import Tensor, nn
+
+from linctl.attention.base import Attention, AttentionConfig
+from linctl.errors import InputError
+
+Sharing = Literal["none", "headwise", "key-value", "layerwise"]
+
+# The Cerebras model zoo's `attention_style` names for the same sharing modes.
+CEREBRAS_STYLES: dict[str, Sharing] = {
+    "linformer-shared-heads": "headwise",
+    "linformer-shared-kv": "key-value",
+    "linformer-shared-layers": "layerwise",
+}
+
+
+class Projections(nn.Module):
+    """E (and F unless keys and values share it): ``matrices`` × (k, n), one per head or one for all."""
+
+    def __init__(self, matrices: int, k: int, n: int, separate_values: bool) -> None:
+        super().__init__()
+        bound = math.sqrt(6.0 / (k + n))  # Glorot-uniform for a k × n matrix
+        self.e_proj = nn.Parameter(torch.empty(matrices, k, n).uniform_(-bound, bound))
+        self.f_proj = (
+            nn.Parameter(torch.empty(matrices, k, n).uniform_(-bound, bound)) if separate_values else None
+        )
+
+    def forward(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Project keys and values (B, H, T, D) to (B, H, k, D) with the first T columns of E and F."""
+        T = k.size(2)
+        e = self.e_proj[:, :, :T].unsqueeze(0)  # (1, H|1, k, T)
+        f = e if self.f_proj is None else self.f_proj[:, :, :T].unsqueeze(0)
+        return e @ k, f @ v
+
+
+class LinformerAttention(Attention):
+    """Attention over k projected keys and values instead of all n."""
+
+    class Config(AttentionConfig):
+        kind: Literal["linformer"] = "linformer"
+        k: PositiveInt = 256  # the projected length (Cerebras: projected_dims)
+        sharing: Sharing = "none"
+
+        @model_validator(mode="before")
+        @classmethod
+        def _cerebras_names(cls, data: Any) -> Any:
+            if not isinstance(data, dict):
+                return data
+            data = dict(data)
+            if "projected_dims" in data:
+                data.setdefault("k", data.pop("projected_dims"))
+            style = data.pop("attention_style", None)
+            if style is not None:
+                if style not in CEREBRAS_STYLES:
+                    raise ValueError(f"attention_style {style!r} is not one of {', '.join(CEREBRAS_STYLES)}")
+                data.setdefault("sharing", CEREBRAS_STYLES[style])
+            return data
+
+        @model_validator(mode="after")
+        def _not_causal(self) -> Self:
+            if self.causal:
+                raise ValueError(
+                    "Linformer has no causal form (its projection mixes future positions into every key); "
+                    "use kind: softmax for a causal model"
+                )
+            return self
+
+        def check_length(self, max_seq_length: int) -> None:
+            if self.k > max_seq_length:
+                raise ValueError(
+                    f"linformer k ({self.k}) is larger than max_seq_length ({max_seq_length}); "
+                    f"k must be at most the sequence length"
+                )
+
+    cfg: Config
+
+    def __init__(
+        self, cfg: Config, d_model: int, n_heads: int, max_seq_length: int, shared: nn.Module | None
+    ) -> None:
+        super().__init__(cfg, d_model, n_heads, max_seq_length, shared)
+        if cfg.sharing == "layerwise":
+            if shared is None:
+                raise ValueError("layerwise Linformer needs the model's shared projection (build_shared)")
+            self.projections = shared
+        else:
+            heads = n_heads if cfg.sharing == "none" else 1
+            self.projections = Projections(heads, cfg.k, max_seq_length, cfg.sharing != "key-value")
+
+    @classmethod
+    def build_shared(cls, cfg: Config, d_model: int, n_heads: int, max_seq_length: int) -> nn.Module | None:
+        if cfg.sharing != "layerwise":
+            return None
+        return Projections(1, cfg.k, max_seq_length, separate_values=False)
+
+    def mix(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        length = k.size(2)
+        if length > self.max_seq_length:
+            raise InputError(
+                f"a sequence of {length} tokens is longer than the Linformer's max_seq_length "
+                f"({self.max_seq_length}); cut inputs to at most {self.max_seq_length} tokens"
+            )
+        if mask is not None:
+            padded = ~mask[:, None, :, None]  # (B, 1, T, 1)
+            k, v = k.masked_fill(padded, 0.0), v.masked_fill(padded, 0.0)
+        k, v = self.projections(k, v)  # (B, H, k, D)
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout_p)

@@ -1,0 +1,11 @@
+"""Model architectures, one module each; built from a config through ``MODELS``."""
+
+from torch import nn
+
+from linctl.models.encoder import EncoderModel
+from linctl.registry import Registry
+
+MODELS: Registry[nn.Module] = Registry("model", [EncoderModel])
+ModelSpec = MODELS.config_union()
+
+__all__ = ["MODELS", "ModelSpec"]

@@ -1,0 +1,64 @@
+"""BERT-style encoder with a masked-LM head (Devlin et al., arXiv:1810.04805), any registered attention.
+
+With ``segment_vocab_size: 0`` and Linformer attention it is the Cerebras Linformer (RoBERTa-style:
+learned positions, no segment embedding, the MLM head's output layer tied to the token embeddings).
+"""
+
+from typing import Literal
+
+import torch
+from pydantic import NonNegativeInt, PositiveInt
+from torch import Tensor, nn
+
+from linctl.models.layers import Embeddings, ModelConfig, build_blocks, init_bert
+
+
+class MlmHead(nn.Module):
+    """Dense + GELU + layer norm, then logits over the vocabulary with the token embedding matrix."""
+
+    def __init__(self, d_model: int, eps: float, embedding: nn.Embedding) -> None:
+        super().__init__()
+        self.dense = nn.Linear(d_model, d_model)
+        self.norm = nn.LayerNorm(d_model, eps=eps)
+        self.decoder = nn.Linear(d_model, embedding.num_embeddings)
+        self.decoder.weight = embedding.weight  # tied input and output embeddings
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.norm(nn.functional.gelu(self.dense(x))))
+
+
+class EncoderModel(nn.Module):
+    """Embeddings, ``n_layers`` bidirectional blocks and an MLM head."""
+
+    class Config(ModelConfig):
+        kind: Literal["encoder"] = "encoder"
+        vocab_size: PositiveInt
+        segment_vocab_size: NonNegativeInt = 2  # 0: no segment embedding (RoBERTa, Cerebras Linformer)
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embeddings = Embeddings(
+            cfg.vocab_size, cfg.d_model, cfg.max_seq_length, cfg.segment_vocab_size, cfg.layer_norm_eps,
+            cfg.dropout,
+        )  # fmt: skip
+        self.blocks = build_blocks(cfg)
+        self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.norm_first else None
+        self.apply(init_bert)
+        self.mlm = MlmHead(cfg.d_model, cfg.layer_norm_eps, self.embeddings.tokens)
+        self.mlm.apply(init_bert)
+        self.mlm.decoder.weight = self.embeddings.tokens.weight  # init_bert re-drew it: tie again
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, segment_ids: Tensor | None = None
+    ) -> Tensor:
+        """Return hidden states (B, T, C) of (B, T) token ids; ``attention_mask`` is True at real tokens."""
+        x = self.embeddings(input_ids, segment_ids)
+        for block in self.blocks:
+            x = block(x, attention_mask)
+        return x if self.final_norm is None else self.final_norm(x)
+
+    def mlm_logits(self, hidden: Tensor, positions: Tensor) -> Tensor:
+        """Return vocabulary logits (B, P, V) at ``positions`` (B, P) of ``hidden`` (B, T, C)."""
+        picked = torch.gather(hidden, 1, positions[..., None].expand(-1, -1, hidden.size(-1)))  # (B, P, C)
+        return self.mlm(picked)
