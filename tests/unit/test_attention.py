@@ -1,0 +1,195 @@
+"""Attention variants on tiny odd sizes: exact matches, padding, causality, sharing, config errors, grads."""
+
+from typing import get_args
+
+import pytest
+import torch
+import torch.nn.functional as F
+from pydantic import TypeAdapter, ValidationError
+
+from linctl.attention import ATTENTION, AttentionSpec
+from linctl.attention.linformer import CEREBRAS_STYLES, Sharing
+from linctl.errors import InputError
+from linctl.models import MODELS, ModelSpec
+
+B, T, C, H, L, V = 3, 16, 32, 4, 2, 97
+SHARING = get_args(Sharing)
+# Every registered kind with the options worth covering; a new kind must add its entry here.
+OPTIONS = {
+    "softmax": [{"impl": "sdpa"}, {"impl": "eager"}],
+    "linformer": [{"k": 7, "sharing": s} for s in SHARING],
+}
+VARIANTS = [{"kind": kind, **opts} for kind in ATTENTION.kinds() for opts in OPTIONS[kind]]
+IDS = ["-".join(str(v) for v in spec.values()) for spec in VARIANTS]
+
+
+def spec(**kw):
+    return TypeAdapter(AttentionSpec).validate_python(kw)
+
+
+def attention(n=T, **kw):
+    """Build one attention layer for sequences of at most ``n`` tokens, in eval mode."""
+    cfg = spec(**kw)
+    shared = ATTENTION.cls(cfg).build_shared(cfg, C, H, n)
+    return ATTENTION.build(cfg, C, H, n, shared).eval()
+
+
+def model_cfg(**kw):
+    sizes = dict(kind="encoder", vocab_size=V, d_model=C, n_heads=H, n_layers=L, d_ff=64, max_seq_length=T)
+    return TypeAdapter(ModelSpec).validate_python(sizes | kw)
+
+
+def lengths_mask(lengths, length=T):
+    return torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]  # (B, T), True at real tokens
+
+
+def test_every_kind_is_covered():
+    assert set(OPTIONS) == set(ATTENTION.kinds())
+
+
+@pytest.mark.parametrize("sharing", SHARING)
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_linformer_with_identity_projections_is_softmax(sharing, impl):
+    softmax = attention(kind="softmax", impl=impl)
+    linformer = attention(kind="linformer", k=T, sharing=sharing)
+    missing, unexpected = linformer.load_state_dict(softmax.state_dict(), strict=False)
+    assert not unexpected and all(name.startswith("projections.") for name in missing)
+    with torch.no_grad():
+        for proj in (linformer.projections.e_proj, linformer.projections.f_proj):
+            if proj is not None:
+                proj.copy_(torch.eye(T).expand_as(proj))
+    x = torch.randn(B, T, C)
+    torch.testing.assert_close(linformer(x), softmax(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_softmax_sdpa_matches_eager(causal):
+    sdpa = attention(kind="softmax", impl="sdpa", causal=causal)
+    eager = attention(kind="softmax", impl="eager", causal=causal)
+    eager.load_state_dict(sdpa.state_dict())
+    x, mask = torch.randn(B, T, C), lengths_mask([16, 11, 5])
+    torch.testing.assert_close(eager(x, mask), sdpa(x, mask))
+    torch.testing.assert_close(eager(x), sdpa(x))
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_padded_positions_do_not_reach_real_tokens(variant):
+    attn = attention(**variant)
+    lengths = [16, 11, 5]
+    x, mask = torch.randn(B, T, C), lengths_mask(lengths)
+    x2 = x.clone()
+    x2[~mask] = 1e6 * torch.randn(int((~mask).sum()), C)  # any content, even huge, at padded positions
+    y, y2 = attn(x, mask), attn(x2, mask)
+    for b, n in enumerate(lengths):
+        torch.testing.assert_close(y2[b, :n], y[b, :n])
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_amount_of_trailing_padding_does_not_matter(variant):
+    attn = attention(**variant)
+    lengths = [11, 8, 3]
+    x = torch.randn(B, T, C)
+    short = attn(x[:, :11], lengths_mask(lengths, 11))
+    long = attn(x, lengths_mask(lengths, T))
+    for b, n in enumerate(lengths):
+        torch.testing.assert_close(long[b, :n], short[b, :n])
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_causal_softmax_ignores_the_future(impl, padded):
+    attn = attention(kind="softmax", impl=impl, causal=True)
+    mask = lengths_mask([16, 13, 12]) if padded else None
+    x = torch.randn(B, T, C)
+    x2 = x.clone()
+    x2[:, 9:] += torch.randn(B, T - 9, C)  # change only the future
+    torch.testing.assert_close(attn(x2, mask)[:, :9], attn(x, mask)[:, :9])
+    assert not torch.allclose(attn(x2, mask)[:, 9:12], attn(x, mask)[:, 9:12])
+
+
+def test_bidirectional_attention_sees_the_future():
+    # the causal test above is only meaningful if the same change moves a non-causal layer's outputs
+    attn = attention(kind="softmax")
+    x = torch.randn(B, T, C)
+    x2 = x.clone()
+    x2[:, 9:] += 1.0
+    assert not torch.allclose(attn(x2)[:, :9], attn(x)[:, :9])
+
+
+@pytest.mark.parametrize(
+    ("sharing", "matrices"), [("none", 2 * L * H), ("headwise", 2 * L), ("key-value", L), ("layerwise", 1)]
+)
+def test_projection_count_per_sharing_mode(sharing, matrices):
+    model = MODELS.build(model_cfg(attention={"kind": "linformer", "k": 7, "sharing": sharing}))
+    shapes = [p.shape for name, p in model.named_parameters() if name.endswith(("e_proj", "f_proj"))]
+    assert all(shape[1:] == (7, T) for shape in shapes)
+    assert sum(shape[0] for shape in shapes) == matrices
+
+
+@pytest.mark.parametrize(("style", "sharing"), sorted(CEREBRAS_STYLES.items()))
+def test_cerebras_names_select_linformer_sharing(style, sharing):
+    cfg = spec(kind="linformer", attention_style=style, projected_dims=5)
+    assert (cfg.sharing, cfg.k) == (sharing, 5)
+    model = model_cfg(attention_style=style, projected_dims=5).attention
+    assert (model.kind, model.sharing, model.k) == ("linformer", sharing, 5)
+
+
+def test_cerebras_projected_dims_alone_selects_unshared_linformer():
+    cfg = model_cfg(projected_dims=6).attention
+    assert (cfg.kind, cfg.sharing, cfg.k) == ("linformer", "none", 6)
+    assert not hasattr(model_cfg().attention, "k")  # without the Cerebras keys the default stays softmax
+
+
+def test_linformer_rejects_causal():
+    with pytest.raises(ValidationError, match="causal"):
+        spec(kind="linformer", causal=True)
+    with pytest.raises(ValidationError, match="causal"):
+        model_cfg(attention={"kind": "linformer", "k": 8, "causal": True})
+
+
+def test_linformer_k_must_fit_max_seq_length():
+    model_cfg(attention={"kind": "linformer", "k": T})
+    with pytest.raises(ValidationError, match=r"k \(17\).*max_seq_length \(16\)"):
+        model_cfg(attention={"kind": "linformer", "k": T + 1})
+    with pytest.raises(ValidationError, match=r"k \(17\)"):
+        model_cfg(projected_dims=T + 1)
+
+
+def test_unknown_attention_style_lists_the_allowed_ones():
+    with pytest.raises(ValidationError) as err:
+        spec(kind="linformer", attention_style="linformer-shared-everything")
+    assert "linformer-shared-everything" in str(err.value)
+    assert all(style in str(err.value) for style in CEREBRAS_STYLES)
+    with pytest.raises(ValidationError, match="linformer-shared-heads"):
+        model_cfg(attention_style="linformer-shared-everything")
+
+
+def test_linformer_rejects_sequences_longer_than_max_seq_length():
+    attn = attention(kind="linformer", k=7)
+    attn(torch.randn(B, T, C))
+    with pytest.raises(InputError, match=rf"{T + 1} tokens.*max_seq_length \({T}\)"):
+        attn(torch.randn(B, T + 1, C))
+
+
+def test_d_model_must_divide_by_n_heads():
+    with pytest.raises(ValidationError, match=r"d_model \(30\).*n_heads \(4\)"):
+        model_cfg(d_model=30)
+    with pytest.raises(ValueError, match="divisible"):
+        ATTENTION.build(spec(kind="softmax"), 30, 4, T, None)
+
+
+def test_unknown_kind_is_rejected():
+    with pytest.raises(ValidationError, match="softmax"):
+        spec(kind="no-such-attention")
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_gradients_reach_every_parameter(variant):
+    model = MODELS.build(model_cfg(attention=variant, dropout=0.0))
+    ids, mask = torch.randint(0, V, (B, T)), lengths_mask([16, 13, 9])
+    positions = torch.tensor([[1, 4, 15], [0, 7, 12], [2, 3, 8]])  # (B, P)
+    logits = model.mlm_logits(model(ids, mask), positions)  # (B, P, V)
+    F.cross_entropy(logits.reshape(-1, V), torch.randint(0, V, (positions.numel(),))).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert p.grad.abs().sum() > 0, name
