@@ -61,13 +61,16 @@ class LinformerAttention(Attention):
             if not isinstance(data, dict):
                 return data
             data = dict(data)
+            for theirs, ours in (("projected_dims", "k"), ("attention_style", "sharing")):
+                if theirs in data and ours in data:
+                    raise ValueError(f"give {ours} or its Cerebras name {theirs}, not both")
             if "projected_dims" in data:
-                data.setdefault("k", data.pop("projected_dims"))
-            style = data.pop("attention_style", None)
-            if style is not None:
+                data["k"] = data.pop("projected_dims")
+            if "attention_style" in data:
+                style = data.pop("attention_style")
                 if style not in CEREBRAS_STYLES:
                     raise ValueError(f"attention_style {style!r} is not one of {', '.join(CEREBRAS_STYLES)}")
-                data.setdefault("sharing", CEREBRAS_STYLES[style])
+                data["sharing"] = CEREBRAS_STYLES[style]
             return data
 
         @model_validator(mode="after")

@@ -6,7 +6,9 @@ import typer
 
 from linctl import __version__
 from linctl.cli.errors import LinctlGroup
+from linctl.cli.evaluate import evaluate
 from linctl.cli.prepare import prepare_app
+from linctl.cli.train import train
 
 app = typer.Typer(
     name="linctl",
@@ -17,6 +19,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(prepare_app, name="prepare")
+app.command("train")(train)
+app.command("eval")(evaluate)
 
 
 def _show_version(value: bool) -> None:

@@ -73,3 +73,19 @@ def print_summary(title: str, rows: dict[str, Any]) -> None:
         )
         table.add_row(key, str(shown))
     console.print(table)
+
+
+RunConfigOpt = Annotated[Path, typer.Option("--config", help="YAML run config (model, task, optim, train).")]
+ModelDirOpt = Annotated[
+    Path | None, typer.Option(help="Folder of checkpoints and metrics [default: the config's model_dir].")
+]
+DeviceOpt = Annotated[
+    str | None, typer.Option(help="auto, cpu or cuda [default: the config's train.device, auto].")
+]
+
+
+def run_overrides(overrides: list[str] | None, model_dir: Path | None, device: str | None) -> list[str]:
+    """Return ``--set`` overrides with ``--model-dir`` and ``--device`` appended as the keys they set."""
+    extra = [f"model_dir={model_dir}"] if model_dir is not None else []
+    extra += [f"train.device={device}"] if device is not None else []
+    return [*(overrides or []), *extra]

@@ -62,3 +62,45 @@ class MlmCollator:
             ),
             "masked_lm_weights": torch.from_numpy(real.padded(0.0, width)),
         }
+
+
+class Batches:
+    """Training batches as a pure function of their index, epoch after epoch: a resumed run picks up
+    at any batch without replaying the ones before it.
+
+    Each epoch is a permutation seeded by ``(seed, epoch)``. With ``bucket_window`` > 0, each run of
+    ``bucket_window`` batches' worth of examples is sorted by length and cut into batches, whose order
+    is then shuffled: examples of similar length share a batch, so less of it is padding. The last
+    partial batch of an epoch is dropped.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, bucket_window: int = 0) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.seed, self.bucket_window = batch_size, seed, bucket_window
+        self.per_epoch = len(self.lengths) // batch_size
+        self._epoch_cache: tuple[int, list[np.ndarray]] | None = None
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        epoch, position = divmod(index, self.per_epoch)
+        if self._epoch_cache is None or self._epoch_cache[0] != epoch:
+            self._epoch_cache = (epoch, self._epoch(epoch))
+        return self._epoch_cache[1][position]
+
+    def _epoch(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(epoch,)))
+        order = rng.permutation(len(self.lengths))[: self.per_epoch * self.batch_size]
+        if not self.bucket_window:
+            return list(order.reshape(self.per_epoch, self.batch_size))
+        batches = []
+        span = self.bucket_window * self.batch_size
+        for start in range(0, len(order), span):
+            window = order[start : start + span]
+            window = window[np.argsort(self.lengths[window], kind="stable")]
+            batches.extend(window.reshape(-1, self.batch_size))
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def eval_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Return every example once, in batches of similar length (evaluation order does not matter)."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]

@@ -10,6 +10,7 @@ import torch
 from pydantic import NonNegativeInt, PositiveInt
 from torch import Tensor, nn
 
+from linctl.errors import InputError
 from linctl.models.layers import Embeddings, ModelConfig, build_blocks, init_bert
 
 
@@ -53,6 +54,11 @@ class EncoderModel(nn.Module):
         self, input_ids: Tensor, attention_mask: Tensor | None = None, segment_ids: Tensor | None = None
     ) -> Tensor:
         """Return hidden states (B, T, C) of (B, T) token ids; ``attention_mask`` is True at real tokens."""
+        if input_ids.size(1) > self.cfg.max_seq_length:
+            raise InputError(
+                f"a sequence of {input_ids.size(1)} tokens is longer than model.max_seq_length "
+                f"({self.cfg.max_seq_length}); cut inputs to at most {self.cfg.max_seq_length} tokens"
+            )
         x = self.embeddings(input_ids, segment_ids)
         for block in self.blocks:
             x = block(x, attention_mask)

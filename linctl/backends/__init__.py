@@ -1,0 +1,1 @@
+"""Device selection and precision: the only place that touches devices."""

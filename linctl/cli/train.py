@@ -1,0 +1,32 @@
+"""`linctl train`: train a model from a YAML run config, resuming where its model folder left off."""
+
+from linctl.cli.options import (
+    DeviceOpt,
+    ModelDirOpt,
+    OverridesOpt,
+    RunConfigOpt,
+    console,
+    print_summary,
+    run_overrides,
+)
+from linctl.config.load import load_config
+
+
+def train(
+    config: RunConfigOpt, set_: OverridesOpt = None, model_dir: ModelDirOpt = None, device: DeviceOpt = None
+) -> None:
+    """Train a model from a YAML config; resume when the model folder has checkpoints."""
+    from linctl.train.config import RunConfig
+    from linctl.train.loop import train as run_training
+
+    cfg = load_config(config, RunConfig, run_overrides(set_, model_dir, device))
+    result = run_training(cfg)
+    if result.resumed_from:
+        console.print(f"resumed from step {result.resumed_from:,}")
+    rows: dict[str, object] = {"steps": result.steps, "model folder": str(result.model_dir)}
+    rows["checkpoint"] = str(result.checkpoint)
+    rows.update({f"train {key}": value for key, value in result.train.items()})
+    rows.update({f"eval {key}": value for key, value in result.eval.items()})
+    rows["tokens/s (last window)"] = round(result.tokens_per_s)
+    rows["padding"] = f"{result.padding:.1%}"
+    print_summary(f"train → {result.model_dir}", rows)

@@ -1,0 +1,10 @@
+"""Training objectives, one module each; built from a config through ``TASKS``."""
+
+from linctl.registry import Registry
+from linctl.tasks.base import Task
+from linctl.tasks.mlm import MlmTask
+
+TASKS: Registry[Task] = Registry("task", [MlmTask])
+TaskSpec = TASKS.config_union()
+
+__all__ = ["TASKS", "Task", "TaskSpec"]

@@ -1,0 +1,78 @@
+"""The task interface: a training objective that turns batches into a loss and knows its evaluation."""
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from linctl.backends.device import Precision, autocast
+from linctl.config.schema import Strict
+from linctl.data.loader import eval_batches
+
+Batch = dict[str, Tensor]
+
+
+class TaskConfig(Strict):
+    """Options every task has."""
+
+    kind: str
+
+
+class Task(ABC):
+    """A training objective over prepared data.
+
+    ``loss`` returns the mean loss to back-propagate and detached sums (``summarize`` turns sums
+    gathered over any number of batches into metrics such as perplexity).
+    """
+
+    Config: ClassVar[type[TaskConfig]]
+
+    @property
+    @abstractmethod
+    def train_lengths(self) -> np.ndarray:
+        """Return the token count of every training example (for length bucketing)."""
+
+    @abstractmethod
+    def train_batch(self, indices: np.ndarray, index: int) -> Batch:
+        """Return the training batch of examples ``indices``; ``index`` seeds its random choices."""
+
+    @property
+    @abstractmethod
+    def eval_lengths(self) -> np.ndarray:
+        """Return the token count of every evaluation example."""
+
+    @abstractmethod
+    def eval_batch(self, indices: np.ndarray, index: int) -> Batch:
+        """Return the evaluation batch of examples ``indices``."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """Return the batch's mean loss and the sums its metrics are made of."""
+
+    @abstractmethod
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        """Turn sums gathered over batches into metrics."""
+
+    def files(self) -> dict[str, Path]:
+        """Return files a checkpoint must carry to be used again, by name (e.g. the vocabulary)."""
+        return {}
+
+    def evaluate(
+        self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision
+    ) -> dict[str, float]:
+        """Return the metrics of ``model`` on every evaluation example."""
+        was_training = model.training
+        model.eval()
+        sums: dict[str, float] = {}
+        with torch.no_grad():
+            for index, indices in enumerate(eval_batches(self.eval_lengths, batch_size)):
+                batch = {key: value.to(device) for key, value in self.eval_batch(indices, index).items()}
+                with autocast(device, precision):
+                    _, batch_sums = self.loss(model, batch)
+                for key, value in batch_sums.items():
+                    sums[key] = sums.get(key, 0.0) + float(value)
+        model.train(was_training)
+        return self.summarize(sums)

@@ -1,0 +1,125 @@
+"""Masked language modelling on ``prepare mlm`` shards: static masks as stored, or dynamic masks."""
+
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch.nn.functional as F
+from pydantic import PositiveInt
+from torch import Tensor, nn
+
+from linctl.atomic import sha256_file
+from linctl.data.loader import MlmCollator
+from linctl.data.shards import ShardSet
+from linctl.data.tokenizer import load_vocab
+from linctl.errors import ConfigError, InputError
+from linctl.eval.perplexity import token_metrics
+from linctl.models import MODELS
+from linctl.models.layers import ModelConfig
+from linctl.tasks.base import Batch, Task, TaskConfig
+
+
+class MlmTask(Task):
+    """Cross-entropy of the masked tokens, weighted by ``masked_lm_weights`` (padding predictions: 0)."""
+
+    class Config(TaskConfig):
+        kind: Literal["mlm"] = "mlm"
+        train_dir: Path | None = None  # a `prepare mlm` output folder
+        eval_dir: Path | None = None
+        eval_examples: PositiveInt | None = None  # evaluate on the first N examples only
+        verify_shards: bool = True  # check every shard's sha256 against the manifest
+
+    def __init__(self, cfg: Config, model: ModelConfig, seed: int) -> None:
+        if not hasattr(MODELS.cls(model), "mlm_logits"):
+            raise ConfigError(f"task mlm needs a model with an MLM head (encoder), not {model.kind}")
+        self.cfg, self.model_cfg, self.seed = cfg, model, seed
+
+    @functools.cached_property
+    def _train(self) -> tuple[ShardSet, MlmCollator]:
+        return self._open(self.cfg.train_dir, "task.train_dir")
+
+    @functools.cached_property
+    def _eval(self) -> tuple[ShardSet, MlmCollator]:
+        shards, collate = self._open(self.cfg.eval_dir, "task.eval_dir")
+        if self.cfg.train_dir is not None:
+            ours, theirs = (_vocab_digest(s) for s in (self._train[0], shards))
+            if ours != theirs:
+                raise InputError(
+                    f"task.eval_dir {self.cfg.eval_dir}: shards use another vocabulary than task.train_dir "
+                    f"{self.cfg.train_dir}; prepare both with the same --vocab-file and --do-lower-case"
+                )
+        return shards, collate
+
+    def _open(self, folder: Path | None, key: str) -> tuple[ShardSet, MlmCollator]:
+        if folder is None:
+            raise ConfigError(f"{key} is not set: give the folder of `linctl prepare mlm` shards")
+        if not Path(folder).is_dir():
+            raise InputError(f"{key} {folder}: no such folder")
+        shards = ShardSet(folder, verify=self.cfg.verify_shards)
+        opts: dict[str, Any] = shards.manifest.get("options", {})
+        if shards.manifest.get("kind") != "mlm":
+            raise InputError(
+                f"{key} {folder}: holds {shards.manifest.get('kind')!r} output, not `prepare mlm` shards"
+            )
+        model = self.model_cfg
+        if opts["max_seq_length"] != model.max_seq_length:
+            raise InputError(
+                f"{key} {folder}: shards were made with max_seq_length {opts['max_seq_length']} but "
+                f"model.max_seq_length is {model.max_seq_length}; use shards of the model's length"
+            )
+        vocab_file = Path(opts["vocab_file"])
+        if not vocab_file.is_file():
+            raise InputError(f"{key} {folder}: the shards' vocabulary {vocab_file} is gone")
+        size = len(load_vocab(vocab_file, opts["do_lower_case"]).ids)
+        if size != model.vocab_size:  # type: ignore[attr-defined]
+            raise InputError(
+                f"{key} {folder}: shards use a vocabulary of {size} tokens ({vocab_file}) but "
+                f"model.vocab_size is {model.vocab_size}; set model.vocab_size: {size}"  # type: ignore[attr-defined]
+            )
+        return shards, MlmCollator.for_shards(shards.manifest, self.seed)
+
+    @property
+    def train_lengths(self) -> np.ndarray:
+        return _lengths(self._train[0])
+
+    @property
+    def eval_lengths(self) -> np.ndarray:
+        lengths = _lengths(self._eval[0])
+        return lengths[: self.cfg.eval_examples] if self.cfg.eval_examples else lengths
+
+    def train_batch(self, indices: np.ndarray, index: int) -> Batch:
+        shards, collate = self._train
+        return collate(shards.take(indices), index)
+
+    def eval_batch(self, indices: np.ndarray, index: int) -> Batch:
+        shards, collate = self._eval
+        return collate(shards.take(indices), index)
+
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        hidden = model(batch["input_ids"], batch["attention_mask"])  # (B, T, C)
+        logits = model.mlm_logits(hidden, batch["masked_lm_positions"]).float()  # (B, P, V)
+        labels = batch["masked_lm_ids"].flatten()  # (B·P,)
+        weights = batch["masked_lm_weights"].flatten()
+        losses = F.cross_entropy(logits.flatten(0, 1), labels, reduction="none") * weights
+        count = weights.sum()
+        correct = ((logits.argmax(-1).flatten() == labels) * weights).sum()
+        sums = {"loss_sum": losses.sum().detach(), "correct": correct.detach(), "count": count.detach()}
+        return losses.sum() / count.clamp(min=1.0), sums
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        return token_metrics(sums.get("loss_sum", 0.0), sums.get("correct", 0.0), sums.get("count", 0.0))
+
+    def files(self) -> dict[str, Path]:
+        opts = self._train[0].manifest["options"]
+        return {"vocab.txt": Path(opts["vocab_file"])}
+
+
+def _lengths(shards: ShardSet) -> np.ndarray:
+    offsets = shards.table.column("input_ids").combine_chunks().offsets.to_numpy()
+    return np.diff(offsets)
+
+
+def _vocab_digest(shards: ShardSet) -> tuple[str, bool]:
+    opts = shards.manifest["options"]
+    return sha256_file(Path(opts["vocab_file"])), opts["do_lower_case"]

@@ -1,0 +1,48 @@
+"""The config of a training run: model, task, optimizer and loop options, in one YAML file."""
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+
+from linctl.backends.device import DeviceName, Precision
+from linctl.config.schema import Strict
+from linctl.models import ModelSpec
+from linctl.tasks import TaskSpec
+from linctl.train.optim import OptimConfig
+
+
+class LoopOptions(Strict):
+    """How long to train and how often to report, evaluate and save."""
+
+    steps: PositiveInt  # optimizer steps
+    batch_size: PositiveInt = 32  # examples per micro-batch
+    accumulate: PositiveInt = 1  # micro-batches per optimizer step
+    precision: Precision = "fp32"
+    seed: int = 0
+    bucket_window: NonNegativeInt = 50  # batches sorted by length together; 0: no length bucketing
+    log_every: PositiveInt = 10
+    eval_every: NonNegativeInt = 0  # 0: evaluate after the last step only
+    eval_batch_size: PositiveInt = 64
+    checkpoint_every: NonNegativeInt = 1000  # 0: save after the last step only
+    keep_checkpoints: PositiveInt = 3
+    deterministic: bool = False  # torch.use_deterministic_algorithms
+    device: DeviceName = "auto"
+
+
+class RunConfig(Strict):
+    """``linctl train --config X.yaml``."""
+
+    model: ModelSpec
+    task: TaskSpec
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: LoopOptions
+    model_dir: Path = Path("runs/model")
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> Self:
+        if self.optim.warmup_steps >= self.train.steps:
+            raise ValueError(
+                f"optim.warmup_steps ({self.optim.warmup_steps}) must be < train.steps ({self.train.steps})"
+            )
+        return self

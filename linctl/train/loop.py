@@ -1,0 +1,180 @@
+"""The one training loop: any model, any task, checkpoints that a rerun resumes from exactly."""
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from linctl.backends.device import autocast, resolve_device, rng_states, set_rng_states
+from linctl.data.loader import Batches
+from linctl.errors import ConfigError, InputError, LinctlError
+from linctl.models import MODELS
+from linctl.tasks import TASKS
+from linctl.train import checkpoint
+from linctl.train.config import RunConfig
+from linctl.train.logging import MetricsLog, TrainProgress
+from linctl.train.optim import build_optimizer, learning_rate
+
+
+class TrainingError(LinctlError):
+    """Training cannot go on (a non-finite loss)."""
+
+
+@dataclass
+class TrainResult:
+    """What a call of ``train`` did."""
+
+    model_dir: Path
+    steps: int
+    resumed_from: int  # 0 for a fresh run
+    checkpoint: Path | None
+    eval: dict[str, float] = field(default_factory=dict)
+    train: dict[str, float] = field(default_factory=dict)  # metrics of the last logging window
+    tokens_per_s: float = 0.0
+    padding: float = 0.0  # share of batch slots that were padding
+
+
+def train(cfg: RunConfig) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.task``; resume from the newest checkpoint in ``cfg.model_dir``."""
+    opts = cfg.train
+    device = resolve_device(opts.device)
+    torch.use_deterministic_algorithms(opts.deterministic)
+    model_dir = Path(cfg.model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.remove_partial(model_dir)
+    resume = checkpoint.latest(model_dir)
+    if resume is not None:
+        check_same_model(resume, cfg)
+
+    torch.manual_seed(opts.seed)
+    task = TASKS.build(cfg.task, cfg.model, opts.seed)
+    model = MODELS.build(cfg.model).to(device)
+    optimizer = build_optimizer(model, cfg.optim)
+    step = 0
+    if resume is not None:
+        checkpoint.load_weights(model, resume)
+        checkpoint.load_optimizer(optimizer, resume, device)
+        state = checkpoint.read_state(resume)
+        step = state["step"]
+        set_rng_states(state["rng"], device)
+
+    batches = Batches(task.train_lengths, opts.batch_size, opts.seed, opts.bucket_window)
+    if batches.per_epoch == 0:
+        raise InputError(
+            f"task.train_dir {getattr(cfg.task, 'train_dir', '')}: {len(batches.lengths)} examples, "
+            f"fewer than one batch of train.batch_size {opts.batch_size}"
+        )
+    config_dump = cfg.model_dump(mode="json")
+    result = TrainResult(model_dir, step, step, resume)
+    log = MetricsLog(model_dir, step)
+    window = _Window()
+    model.train()
+    try:
+        with TrainProgress(opts.steps, step) as bar:
+            while step < opts.steps:
+                lr = learning_rate(cfg.optim, step, opts.steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                losses = []
+                for micro in range(opts.accumulate):
+                    index = step * opts.accumulate + micro
+                    batch = {k: v.to(device) for k, v in task.train_batch(batches[index], index).items()}
+                    with autocast(device, opts.precision):
+                        loss, sums = task.loss(model, batch)
+                    (loss / opts.accumulate).backward()
+                    losses.append(loss.detach())
+                    window.add(sums, batch["attention_mask"])
+                clip = cfg.optim.clip_grad_norm or math.inf
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
+                step_loss = float(torch.stack(losses).mean())
+                if not (math.isfinite(step_loss) and math.isfinite(grad_norm)):
+                    last = checkpoint.latest(model_dir)
+                    raise TrainingError(
+                        f"loss {step_loss} (gradient norm {grad_norm}) at step {step + 1}: training stopped; "
+                        f"the last good checkpoint is {last or 'none (no checkpoint yet)'}; "
+                        f"try a lower optim.lr or precision fp32"
+                    )
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+
+                if step % opts.log_every == 0 or step == opts.steps:
+                    record = window.flush(task.summarize)
+                    result.train, result.tokens_per_s = record["train"], record["tokens_per_s"]
+                    log.write({"step": step, "lr": lr, "grad_norm": grad_norm, **_flat(record)})
+                bar.update(step, step_loss, lr, result.tokens_per_s)
+                paused = time.perf_counter()
+                if (opts.eval_every and step % opts.eval_every == 0) or step == opts.steps:
+                    result.eval = task.evaluate(model, device, opts.eval_batch_size, opts.precision)
+                    log.write({"step": step, **{f"eval_{k}": v for k, v in result.eval.items()}})
+                if (opts.checkpoint_every and step % opts.checkpoint_every == 0) or step == opts.steps:
+                    state = {"step": step, "rng": rng_states(device), "micro_batches": step * opts.accumulate}
+                    files, keep = task.files(), opts.keep_checkpoints
+                    result.checkpoint = checkpoint.save(
+                        model_dir, step, model, optimizer, state, config_dump, files, keep
+                    )
+                window.start += time.perf_counter() - paused  # evaluation and saving are not training time
+    finally:
+        log.close()
+    result.steps, result.padding = step, window.padding
+    return result
+
+
+def check_same_model(found: Path, cfg: RunConfig) -> None:
+    """Refuse a checkpoint made for another model than ``cfg.model``, naming the fields that differ."""
+    theirs = checkpoint.read_config(found).get("model", {})
+    ours = cfg.model.model_dump(mode="json")
+    differ = [
+        f"{key}: {theirs.get(key)!r} there, {value!r} here"
+        for key, value in ours.items()
+        if theirs.get(key) != value
+    ]
+    differ += [f"{key}: {theirs[key]!r} there, unset here" for key in theirs if key not in ours]
+    if differ:
+        raise ConfigError(
+            f"{found} is a checkpoint of another model ({'; '.join(differ)}); "
+            f"use another model_dir or the checkpoint's model config"
+        )
+
+
+class _Window:
+    """Sums of a logging window: task sums, real tokens and batch slots, wall time."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.tokens = self.slots = 0
+        self.total_tokens = self.total_slots = 0
+        self.start = time.perf_counter()
+
+    def add(self, sums: dict[str, torch.Tensor], attention_mask: torch.Tensor) -> None:
+        for key, value in sums.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+        tokens = int(attention_mask.sum())
+        self.tokens += tokens
+        self.slots += attention_mask.numel()
+
+    def flush(self, summarize: Any) -> dict[str, Any]:
+        seconds = max(time.perf_counter() - self.start, 1e-9)
+        record = {
+            "train": summarize(self.sums),
+            "tokens_per_s": self.tokens / seconds,
+            "padding": 1.0 - self.tokens / max(1, self.slots),
+        }
+        self.total_tokens += self.tokens
+        self.total_slots += self.slots
+        self.sums, self.tokens, self.slots = {}, 0, 0
+        self.start = time.perf_counter()
+        return record
+
+    @property
+    def padding(self) -> float:
+        """Share of padding over the whole run so far."""
+        return 1.0 - self.total_tokens / max(1, self.total_slots)
+
+
+def _flat(record: dict[str, Any]) -> dict[str, Any]:
+    rest = {key: value for key, value in record.items() if key != "train"}
+    return {**{f"train_{key}": value for key, value in record["train"].items()}, **rest}
