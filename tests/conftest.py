@@ -58,3 +58,38 @@ class Cli:
 @pytest.fixture(scope="session")
 def cli() -> Cli:
     return Cli()
+
+
+TINY_VOCAB = 211  # configs/mlm/tiny.yaml's model.vocab_size
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory, data_dir, cli) -> dict[str, Path]:
+    """MLM shards of max_seq_length 16 from real WikiText-2 text, with a 211-piece WordPiece vocabulary:
+    ``train`` unmasked (dynamic masking), ``eval`` with static masks."""
+    root = tmp_path_factory.mktemp("tiny")
+    lines = (data_dir / "wikitext-2" / "valid.txt").read_text(encoding="utf-8").splitlines()
+    (root / "part-0").write_text("\n".join(line.strip() for line in lines[:400]) + "\n", encoding="utf-8")
+    (root / "part-1").write_text("\n".join(line.strip() for line in lines[400:500]) + "\n", encoding="utf-8")
+    for part in ("0", "1"):
+        (root / f"meta-{part}.txt").write_text(f"{root / f'part-{part}'}\n", encoding="utf-8")
+    cli("prepare", "vocab", "--metadata-files", root / "meta-0.txt", "--output-dir", root / "vocab",
+        "--vocab-size", TINY_VOCAB, "--lowercase", "--min-frequency", 1)  # fmt: skip
+    common = ["--vocab-file", root / "vocab" / "vocab.txt", "--do-lower-case", "--max-seq-length", 16]
+    common += ["--multiple-docs-in-single-file", "--max-predictions-per-seq", 3, "--num-output-files", 2]
+    common += ["--single-sentence-per-line", "--dupe-factor", 1]
+    cli("prepare", "mlm", "--metadata-files", root / "meta-0.txt", "--output-dir", root / "train",
+        "--disable-masking", *common)  # fmt: skip
+    cli("prepare", "mlm", "--metadata-files", root / "meta-1.txt", "--output-dir", root / "eval", *common)
+    return {"train": root / "train", "eval": root / "eval", "vocab": root / "vocab" / "vocab.txt"}
+
+
+@pytest.fixture
+def tiny_run(tiny_shards, tmp_path) -> list[str]:
+    """``linctl train`` arguments for configs/mlm/tiny.yaml on the tiny shards, into a fresh model folder."""
+    return [
+        "--config", REPO / "configs" / "mlm" / "tiny.yaml",
+        "--set", f"task.train_dir={tiny_shards['train']}",
+        "--set", f"task.eval_dir={tiny_shards['eval']}",
+        "--model-dir", tmp_path / "model",
+    ]  # fmt: skip

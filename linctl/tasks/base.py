@@ -56,6 +56,10 @@ class Task(ABC):
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
         """Turn sums gathered over batches into metrics."""
 
+    @abstractmethod
+    def check(self) -> None:
+        """Open the task's data now, so that bad input fails before the first step."""
+
     def files(self) -> dict[str, Path]:
         """Return files a checkpoint must carry to be used again, by name (e.g. the vocabulary)."""
         return {}
@@ -63,7 +67,9 @@ class Task(ABC):
     def evaluate(
         self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision
     ) -> dict[str, float]:
-        """Return the metrics of ``model`` on every evaluation example."""
+        """Return the metrics of ``model`` on every evaluation example (none without evaluation data)."""
+        if not len(self.eval_lengths):
+            return {}
         was_training = model.training
         model.eval()
         sums: dict[str, float] = {}

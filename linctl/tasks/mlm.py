@@ -26,7 +26,7 @@ class MlmTask(Task):
     class Config(TaskConfig):
         kind: Literal["mlm"] = "mlm"
         train_dir: Path | None = None  # a `prepare mlm` output folder
-        eval_dir: Path | None = None
+        eval_dir: Path | None = None  # None: no evaluation
         eval_examples: PositiveInt | None = None  # evaluate on the first N examples only
         verify_shards: bool = True  # check every shard's sha256 against the manifest
 
@@ -56,7 +56,10 @@ class MlmTask(Task):
             raise ConfigError(f"{key} is not set: give the folder of `linctl prepare mlm` shards")
         if not Path(folder).is_dir():
             raise InputError(f"{key} {folder}: no such folder")
-        shards = ShardSet(folder, verify=self.cfg.verify_shards)
+        try:
+            shards = ShardSet(folder, verify=self.cfg.verify_shards)
+        except InputError as exc:
+            raise InputError(f"{key}: {exc}") from None
         opts: dict[str, Any] = shards.manifest.get("options", {})
         if shards.manifest.get("kind") != "mlm":
             raise InputError(
@@ -79,12 +82,19 @@ class MlmTask(Task):
             )
         return shards, MlmCollator.for_shards(shards.manifest, self.seed)
 
+    def check(self) -> None:
+        _ = self._train
+        if self.cfg.eval_dir is not None:
+            _ = self._eval
+
     @property
     def train_lengths(self) -> np.ndarray:
         return _lengths(self._train[0])
 
     @property
     def eval_lengths(self) -> np.ndarray:
+        if self.cfg.eval_dir is None:
+            return np.zeros(0, dtype=np.int64)
         lengths = _lengths(self._eval[0])
         return lengths[: self.cfg.eval_examples] if self.cfg.eval_examples else lengths
 

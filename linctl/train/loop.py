@@ -51,6 +51,7 @@ def train(cfg: RunConfig) -> TrainResult:
 
     torch.manual_seed(opts.seed)
     task = TASKS.build(cfg.task, cfg.model, opts.seed)
+    task.check()
     model = MODELS.build(cfg.model).to(device)
     optimizer = build_optimizer(model, cfg.optim)
     step = 0
@@ -109,7 +110,8 @@ def train(cfg: RunConfig) -> TrainResult:
                 paused = time.perf_counter()
                 if (opts.eval_every and step % opts.eval_every == 0) or step == opts.steps:
                     result.eval = task.evaluate(model, device, opts.eval_batch_size, opts.precision)
-                    log.write({"step": step, **{f"eval_{k}": v for k, v in result.eval.items()}})
+                    if result.eval:
+                        log.write({"step": step, **{f"eval_{k}": v for k, v in result.eval.items()}})
                 if (opts.checkpoint_every and step % opts.checkpoint_every == 0) or step == opts.steps:
                     state = {"step": step, "rng": rng_states(device), "micro_batches": step * opts.accumulate}
                     files, keep = task.files(), opts.keep_checkpoints

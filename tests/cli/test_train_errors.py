@@ -90,11 +90,6 @@ def test_eval_shards_with_another_vocabulary(cli, tiny_run, tiny_shards, data_di
     assert str(tiny_shards["train"]) in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="task.eval_dir is opened lazily at the first evaluation: a bad eval folder is reported only "
-    "after training steps (and checkpoints) have been spent",
-)
 def test_bad_eval_dir_fails_before_the_first_step(cli, tiny_run, tmp_path):
     absent = tmp_path / "absent"
     args = ["--set", f"task.eval_dir={absent}", "--set", "train.steps=3", "--set", "optim.warmup_steps=0"]
