@@ -29,9 +29,12 @@ run "Wikipedia (MediaWiki XML dump excerpt) → MLCommons part files" \
     --output-dir "$RUNS/wikicorpus-xml" --num-parts 2 --eval-articles 1
 run "WikiText-2 train → MLCommons part files" \
     linctl prepare wikicorpus --input "$DATA/wikitext-2/train.txt.gz" \
-    --output-dir "$RUNS/wikicorpus-wt2" --num-parts 8 --eval-articles 50
-run "WordPiece vocabulary trained on WikiText-2" \
-    linctl prepare vocab --metadata-files "$RUNS/wikicorpus-wt2/metadata.txt" --output-dir "$RUNS/vocab" \
+    --output-dir "$RUNS/wt2/corpus-train" --num-parts 8 --eval-articles 0
+run "WikiText-2 valid → MLCommons part files" \
+    linctl prepare wikicorpus --input "$DATA/wikitext-2/valid.txt" \
+    --output-dir "$RUNS/wt2/corpus-valid" --num-parts 1 --eval-articles 0
+run "WordPiece vocabulary trained on WikiText-2 train" \
+    linctl prepare vocab --metadata-files "$RUNS/wt2/corpus-train/metadata.txt" --output-dir "$RUNS/wt2/vocab" \
     --vocab-size 8000 --lowercase
 run "MLM shards, BERT phase 1 recipe (msl 128, static masks, dupe 10)" \
     linctl prepare mlm --config configs/mlm/prepare-mlm-msl128-static.yaml \
@@ -43,7 +46,29 @@ run "MLM shards, Cerebras Linformer recipe (msl 512, unmasked for dynamic maskin
     --vocab-file "$DATA/bert-vocab/bert-base-cased-vocab.txt" --output-dir "$RUNS/mlm-msl512"
 rm -rf "$RUNS/throughput"
 run "prepare mlm throughput against the raw tokenizers rate (WikiText-2 train parts, cased vocab)" \
-    python pipelines/prepare_throughput.py "$RUNS/wikicorpus-wt2/metadata.txt" \
+    python pipelines/prepare_throughput.py "$RUNS/wt2/corpus-train/metadata.txt" \
     "$DATA/bert-vocab/bert-base-cased-vocab.txt" "$RUNS/throughput"
 rm -rf "$RUNS/throughput"
+
+# The Linformer paper's central claim at small scale: softmax vs Linformer encoders of one size.
+wt2_mlm=(--vocab-file "$RUNS/wt2/vocab/vocab.txt" --do-lower-case --max-seq-length 128
+    --max-predictions-per-seq 20 --multiple-docs-in-single-file --single-sentence-per-line
+    --dupe-factor 1 --num-output-files 4)
+run "MLM shards of WikiText-2 train (msl 128, unmasked: dynamic masking)" \
+    linctl prepare mlm --metadata-files "$RUNS/wt2/corpus-train/metadata.txt" --output-dir "$RUNS/wt2/mlm-train" \
+    --disable-masking "${wt2_mlm[@]}"
+run "MLM shards of WikiText-2 valid (msl 128, static masks: every model scored on the same tokens)" \
+    linctl prepare mlm --metadata-files "$RUNS/wt2/corpus-valid/metadata.txt" --output-dir "$RUNS/wt2/mlm-valid" \
+    "${wt2_mlm[@]}"
+wt2_runs=()
+for name in softmax linformer-k32-kv linformer-k32-layerwise; do
+    data=(--set "task.train_dir=$RUNS/wt2/mlm-train" --set "task.eval_dir=$RUNS/wt2/mlm-valid")
+    run "Train $name (configs/mlm/wt2-$name.yaml)" \
+        linctl train --config "configs/mlm/wt2-$name.yaml" "${data[@]}" --model-dir "$RUNS/wt2/$name"
+    run "Evaluate $name on all of WikiText-2 valid" \
+        linctl eval --model-dir "$RUNS/wt2/$name" "${data[@]}"
+    wt2_runs+=("$RUNS/wt2/$name")
+done
+run "Eval perplexity curves: softmax vs Linformer" \
+    python pipelines/mlm_curves.py "$RUNS/wt2/curves.png" "${wt2_runs[@]}"
 echo "report: $report" >&2

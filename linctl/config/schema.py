@@ -6,8 +6,6 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
-from linctl.errors import ConfigError
-
 
 def default_workers() -> int:
     """Return the number of cores this process may use."""
@@ -110,10 +108,11 @@ CONFIG_SCHEMAS: dict[str, type[Strict]] = {
 
 
 def schema_for(path: Path) -> type[Strict]:
-    """Return the schema of a config file, chosen by its name's prefix (e.g. ``prepare-mlm-*.yaml``)."""
+    """Return the schema of a config file: ``prepare-<command>*.yaml`` are prepare options, the rest
+    are training runs."""
     for prefix, schema in CONFIG_SCHEMAS.items():
         if Path(path).stem.startswith(prefix):
             return schema
-    raise ConfigError(
-        f"{path}: no schema for this file name; names start with one of {', '.join(CONFIG_SCHEMAS)}"
-    )
+    from linctl.train.config import RunConfig  # imports torch: only for run configs
+
+    return RunConfig

@@ -83,6 +83,8 @@ def test_bad_yaml_names_the_line(tmp_path):
         load_config(tmp_path / "absent.yaml", MlmOptions)
 
 
-def test_unknown_config_name_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="no schema for this file name"):
-        schema_for(tmp_path / "mystery.yaml")
+def test_config_names_pick_schemas(tmp_path):
+    from linctl.train.config import RunConfig
+
+    assert schema_for(tmp_path / "prepare-mlm-custom.yaml") is MlmOptions
+    assert schema_for(tmp_path / "wt2-softmax.yaml") is RunConfig
