@@ -66,7 +66,7 @@ for name in softmax linformer-k32-kv linformer-k32-layerwise; do
     run "Train $name (configs/mlm/wt2-$name.yaml)" \
         linctl train --config "configs/mlm/wt2-$name.yaml" "${data[@]}" --model-dir "$RUNS/wt2/$name"
     run "Evaluate $name on all of WikiText-2 valid" \
-        linctl eval --model-dir "$RUNS/wt2/$name" "${data[@]}"
+        linctl eval --model-dir "$RUNS/wt2/$name" "${data[@]}" --set task.eval_examples=null
     wt2_runs+=("$RUNS/wt2/$name")
 done
 run "Eval perplexity curves: softmax vs Linformer" \
