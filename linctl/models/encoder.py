@@ -48,7 +48,6 @@ class EncoderModel(nn.Module):
         self.apply(init_bert)
         self.mlm = MlmHead(cfg.d_model, cfg.layer_norm_eps, self.embeddings.tokens)
         self.mlm.apply(init_bert)
-        self.mlm.decoder.weight = self.embeddings.tokens.weight  # init_bert re-drew it: tie again
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, segment_ids: Tensor | None = None
