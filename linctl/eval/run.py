@@ -10,12 +10,11 @@ from linctl.models import MODELS
 from linctl.tasks import TASKS
 from linctl.train import checkpoint
 from linctl.train.config import RunConfig
-from linctl.train.loop import check_same_model
 
 
 def evaluate_checkpoint(cfg: RunConfig, found: Path) -> dict[str, Any]:
     """Return the step of ``found`` and its metrics on ``cfg.task``'s evaluation data."""
-    check_same_model(found, cfg)
+    checkpoint.check_model(found, cfg.model.model_dump(mode="json"))
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     task = TASKS.build(cfg.task, cfg.model, cfg.train.seed)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from linctl.atomic import sha256_file
 from linctl.data.loader import MlmCollator
+from linctl.data.ragged import Ragged
 from linctl.data.shards import ShardSet
 from linctl.data.tokenizer import load_vocab
 from linctl.errors import ConfigError, InputError
@@ -87,11 +88,11 @@ class MlmTask(Task):
         if self.cfg.eval_dir is not None:
             _ = self._eval
 
-    @property
+    @functools.cached_property
     def train_lengths(self) -> np.ndarray:
         return _lengths(self._train[0])
 
-    @property
+    @functools.cached_property
     def eval_lengths(self) -> np.ndarray:
         if self.cfg.eval_dir is None:
             return np.zeros(0, dtype=np.int64)
@@ -126,8 +127,7 @@ class MlmTask(Task):
 
 
 def _lengths(shards: ShardSet) -> np.ndarray:
-    offsets = shards.table.column("input_ids").combine_chunks().offsets.to_numpy()
-    return np.diff(offsets)
+    return Ragged.from_arrow(shards.table.column("input_ids")).lengths
 
 
 def _vocab_digest(shards: ShardSet) -> tuple[str, bool]:

@@ -22,7 +22,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from linctl.atomic import TMP_MARK
-from linctl.errors import InputError
+from linctl.errors import ConfigError, InputError
 
 PREFIX = "checkpoint-"
 _NAME = re.compile(rf"{PREFIX}(\d+)")
@@ -99,6 +99,23 @@ def read_config(checkpoint: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{checkpoint}: not a linctl checkpoint (no {CONFIG_FILE})")
     return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def check_model(found: Path, model: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint made for another model than ``model`` (a dumped model config), naming the
+    fields that differ."""
+    theirs = read_config(found).get("model", {})
+    differ = [
+        f"{key}: {theirs.get(key)!r} there, {value!r} here"
+        for key, value in model.items()
+        if theirs.get(key) != value
+    ]
+    differ += [f"{key}: {theirs[key]!r} there, unset here" for key in theirs if key not in model]
+    if differ:
+        raise ConfigError(
+            f"{found} is a checkpoint of another model ({'; '.join(differ)}); "
+            f"use another model_dir or the checkpoint's model config"
+        )
 
 
 def load_weights(model: nn.Module, checkpoint: Path) -> None:

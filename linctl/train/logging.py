@@ -32,7 +32,7 @@ class MetricsLog:
         kept = [
             line
             for line in self.path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and _complete_record(line) and json.loads(line)["step"] <= step
+            if (record := _record(line)) is not None and record["step"] <= step
         ]
         write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
@@ -58,11 +58,12 @@ def read_metrics(model_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def _complete_record(line: str) -> bool:
+def _record(line: str) -> dict[str, Any] | None:
     try:
-        return isinstance(json.loads(line), dict)
-    except json.JSONDecodeError:  # the last line of a run killed while writing it
-        return False
+        record = json.loads(line)
+    except json.JSONDecodeError:  # the last line of a run killed while writing it (or a blank one)
+        return None
+    return record if isinstance(record, dict) and "step" in record else None
 
 
 def _tensorboard(folder: Path) -> Any:

@@ -10,7 +10,7 @@ import torch
 
 from linctl.backends.device import autocast, resolve_device, rng_states, set_rng_states
 from linctl.data.loader import Batches
-from linctl.errors import ConfigError, InputError, LinctlError
+from linctl.errors import InputError, LinctlError
 from linctl.models import MODELS
 from linctl.tasks import TASKS
 from linctl.train import checkpoint
@@ -47,7 +47,7 @@ def train(cfg: RunConfig) -> TrainResult:
     checkpoint.remove_partial(model_dir)
     resume = checkpoint.latest(model_dir)
     if resume is not None:
-        check_same_model(resume, cfg)
+        checkpoint.check_model(resume, cfg.model.model_dump(mode="json"))
 
     torch.manual_seed(opts.seed)
     task = TASKS.build(cfg.task, cfg.model, opts.seed)
@@ -123,23 +123,6 @@ def train(cfg: RunConfig) -> TrainResult:
         log.close()
     result.steps, result.padding = step, window.padding
     return result
-
-
-def check_same_model(found: Path, cfg: RunConfig) -> None:
-    """Refuse a checkpoint made for another model than ``cfg.model``, naming the fields that differ."""
-    theirs = checkpoint.read_config(found).get("model", {})
-    ours = cfg.model.model_dump(mode="json")
-    differ = [
-        f"{key}: {theirs.get(key)!r} there, {value!r} here"
-        for key, value in ours.items()
-        if theirs.get(key) != value
-    ]
-    differ += [f"{key}: {theirs[key]!r} there, unset here" for key in theirs if key not in ours]
-    if differ:
-        raise ConfigError(
-            f"{found} is a checkpoint of another model ({'; '.join(differ)}); "
-            f"use another model_dir or the checkpoint's model config"
-        )
 
 
 class _Window:
