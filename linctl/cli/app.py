@@ -5,6 +5,7 @@ from typing import Annotated
 import typer
 
 from linctl import __version__
+from linctl.cli.bench import bench
 from linctl.cli.errors import LinctlGroup
 from linctl.cli.evaluate import evaluate
 from linctl.cli.prepare import prepare_app
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.add_typer(prepare_app, name="prepare")
 app.command("train")(train)
 app.command("eval")(evaluate)
+app.command("bench")(bench)
 
 
 def _show_version(value: bool) -> None:

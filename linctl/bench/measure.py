@@ -1,0 +1,131 @@
+"""Run one case: in this process (the worker), or in a fresh child process so cases do not pollute
+each other's memory peaks and a case that dies (out of memory, killed) or hangs is reported, not fatal."""
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula
+
+from linctl.backends.device import autocast
+from linctl.bench.attention import attention_workload
+from linctl.bench.case import Case, Result
+from linctl.bench.matmul import measure_matmul
+from linctl.bench.model import model_workload
+from linctl.bench.peers import peer_workload
+from linctl.bench.timing import (
+    STEADY_THRESHOLD,
+    MemoryMeter,
+    address_space_limit,
+    mmap_threshold,
+    time_repeats,
+)
+from linctl.bench.workload import Workload
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def build(case: Case, device: torch.device, dtype: torch.dtype) -> Workload:
+    if case.peer is not None:
+        return peer_workload(case, device, dtype)
+    if case.what == "attention":
+        return attention_workload(case, device, dtype)
+    return model_workload(case, device, dtype)
+
+
+def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+    """Q·Kᵀ and P·V: 2 × 2·B·H·Tq·Tk·D (torch counts the CUDA kernels alike but not the CPU one)."""
+    B, H, Tq, D = query_shape
+    return 4 * B * H * Tq * key_shape[-2] * D
+
+
+def _sdpa_cpu_backward_flops(grad_shape, query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+    """dV, dP, dQ and dK: twice the forward products."""
+    return 2 * _sdpa_cpu_flops(query_shape, key_shape, value_shape)
+
+
+for _op, _formula in (
+    (torch.ops.aten._scaled_dot_product_flash_attention_for_cpu, _sdpa_cpu_flops),
+    (torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward, _sdpa_cpu_backward_flops),
+):
+    if _op not in flop_registry:
+        register_flop_formula(_op)(_formula)
+
+
+def measure(case: Case) -> Result:
+    """Build ``case`` on its device, warm it up, time its repeats and take its peak working memory."""
+    device = torch.device(case.device)
+    dtype = DTYPES[case.dtype]
+    if case.what == "matmul":
+        return measure_matmul(case, device, dtype)
+    torch.manual_seed(case.seed)
+    # Inference runs in the dtype; training keeps fp32 weights under autocast, as `linctl train` does.
+    weights = dtype if case.mode == "inference" else torch.float32
+    work = build(case, device, weights)
+    work.module.to(weights).train(case.mode == "train")
+    meter = MemoryMeter(device)
+    if case.mode == "inference":
+
+        @torch.inference_mode()
+        def step() -> None:
+            for args, kwargs in work.batches:
+                work.module(*args, **kwargs)
+    else:
+        optimizer = torch.optim.AdamW(work.module.parameters(), lr=1e-4)
+
+        def step() -> None:
+            for args, kwargs in work.batches:
+                with autocast(device, case.dtype):
+                    out = work.module(*args, **kwargs)
+                out.float().square().mean().backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+    try:
+        with address_space_limit(case.budget, device):
+            # Two untimed runs come first. One counts the matmul FLOPs and makes the one-off allocations
+            # (library workspaces, optimizer state) resident; the next is the memory run, with every
+            # CPU allocation of 16 KiB or more in fresh pages so that the high-water mark is exact.
+            with FlopCounterMode(display=False) as counter:
+                step()
+            flops = float(counter.get_total_flops())
+            if device.type == "cpu":
+                mmap_threshold(16 << 10)
+            meter.start()
+            step()
+            peak = meter.peak()
+            if device.type == "cpu":
+                mmap_threshold(STEADY_THRESHOLD)
+            times = time_repeats(step, max(case.warmup - 2, 0), case.repeats, device)
+    except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError is a RuntimeError
+        if isinstance(err, MemoryError) or any(text in str(err).lower() for text in OOM_TEXT):
+            return Result(status="oom", message=str(err).splitlines()[0][:200])
+        raise
+    result = Result(status="ok", times=times, flops=flops, tokens=work.tokens, peak_bytes=peak)
+    if case.budget is not None and peak > case.budget:
+        return result.model_copy(
+            update={"status": "oom", "message": f"peak {peak / 2**20:,.0f} MiB is over the budget"}
+        )
+    return result
+
+
+def run_isolated(case: Case, timeout: float) -> Result:
+    """Measure ``case`` in a fresh Python process; out-of-memory deaths and timeouts become results."""
+    with tempfile.TemporaryDirectory(prefix="linctl-bench-") as tmp:
+        out = Path(tmp) / "result.json"
+        command = [sys.executable, "-m", "linctl.bench.worker", str(out)]
+        try:
+            proc = subprocess.run(
+                command, input=case.model_dump_json(), capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return Result(status="timeout", message=f"stopped after {timeout:g} s")
+        if out.is_file():
+            return Result.model_validate_json(out.read_text())
+        if proc.returncode == -9:
+            return Result(status="oom", message="killed by SIGKILL (the kernel's out-of-memory killer)")
+        lines = proc.stderr.strip().splitlines()
+        return Result(status="error", message=lines[-1] if lines else f"worker exit {proc.returncode}")

@@ -1,0 +1,142 @@
+"""What `linctl bench` measures: its options, the model presets and the attention variants they expand to."""
+
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import ByteSize, Field, PositiveFloat, PositiveInt, field_validator, model_validator
+
+from linctl.attention import ATTENTION
+from linctl.attention.base import AttentionConfig
+from linctl.backends.device import DeviceName, Precision
+from linctl.config.load import read_yaml, validate
+from linctl.config.schema import Strict
+
+Level = Literal["attention", "model"]
+Mode = Literal["inference", "train"]
+
+# Model sizes by name; the paper's Table 3 and the Cerebras Linformer configs are `base`.
+PRESETS: dict[str, dict[str, int]] = {
+    "base": {"d_model": 768, "n_heads": 12, "n_layers": 12, "d_ff": 3072},
+    "large": {"d_model": 1024, "n_heads": 16, "n_layers": 24, "d_ff": 4096},
+    "small": {"d_model": 256, "n_heads": 4, "n_layers": 4, "d_ff": 1024},
+}
+BERT_VOCAB = 30522  # token ids drawn for model-level cases: BERT's uncased WordPiece vocabulary
+PEERS = ("transformers", "linformer")  # Hugging Face BERT (SDPA) and the `linformer` package
+
+
+class BenchOptions(Strict):
+    """Every option of `linctl bench`; lists arrive from the command line as ``512,1024``."""
+
+    level: Level = "attention"
+    mode: Mode = "inference"
+    seq_len: list[PositiveInt] = Field(default_factory=lambda: [512], min_length=1)
+    k: list[PositiveInt] = Field(default_factory=lambda: [128, 256], min_length=1)
+    sharing: str = "layerwise"
+    attention: list[str] = Field(default_factory=list)  # kinds or labels to keep; empty: all
+    preset: str = "base"
+    config: Path | None = None  # a YAML with a `model:` section (a run config) instead of the preset
+    batch_size: PositiveInt | None = None  # default 1
+    max_batch: bool = False
+    memory_budget: ByteSize | None = None
+    dtype: Precision = "fp32"
+    device: DeviceName = "auto"
+    warmup: int = Field(1, ge=0)
+    repeats: PositiveInt = 5
+    timeout: PositiveFloat = 600.0  # seconds per case, building and warm-up included
+    peers: bool = False
+    padded: bool = False
+    paper: bool = False
+    seed: int = 0
+
+    @field_validator("seq_len", "k", "attention", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        if value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r}; choose one of {', '.join(PRESETS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.max_batch and self.batch_size is not None:
+            raise ValueError("give --batch-size or --max-batch, not both")
+        if self.memory_budget is not None and not self.max_batch:
+            raise ValueError("--memory-budget bounds the --max-batch search; add --max-batch")
+        if self.config is not None and not self.config.is_file():
+            raise ValueError(f"model config {self.config} does not exist")
+        return self
+
+
+class Variant(Strict):
+    """One attention configuration under test, with the label it has in tables."""
+
+    label: str
+    attention: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.attention["kind"])
+
+
+def label_of(attention: AttentionConfig) -> str:
+    """Name an attention config by its kind and the fields its variant adds, e.g. ``linformer k=128 …``."""
+    extra = [name for name in type(attention).model_fields if name not in AttentionConfig.model_fields]
+    return " ".join([attention.kind, *(f"{name}={getattr(attention, name)}" for name in extra)])
+
+
+def variants(opts: BenchOptions, model_attention: dict[str, Any] | None) -> list[Variant]:
+    """Return the attention variants to measure.
+
+    Every registered kind appears: a kind with an ``impl`` choice once per implementation (softmax: sdpa
+    and the eager baseline the Linformer paper timed), a kind with a projected length once per ``--k``
+    (with ``--sharing``), any other kind with its defaults. A model config's own attention joins the
+    softmax baselines instead of the sweep. ``--attention`` keeps only the named kinds or labels.
+    """
+    specs: list[dict[str, Any]] = []
+    for kind in ATTENTION.kinds():
+        fields = ATTENTION.classes[kind].Config.model_fields
+        if model_attention is not None and kind != "softmax":
+            continue
+        if "impl" in fields:
+            choices = fields["impl"].annotation.__args__  # type: ignore[union-attr]
+            specs += [{"kind": kind, "impl": impl} for impl in choices]
+        elif "k" in fields:
+            extra = {"sharing": opts.sharing} if "sharing" in fields else {}
+            specs += [{"kind": kind, "k": k, **extra} for k in opts.k]
+        else:
+            specs.append({"kind": kind})
+    if model_attention is not None and model_attention.get("kind") != "softmax":
+        specs.append(model_attention)
+    out = []
+    for spec in specs:
+        cfg = validate(ATTENTION.classes[spec["kind"]].Config, spec, "attention")
+        variant = Variant(label=label_of(cfg), attention=cfg.model_dump())
+        if not opts.attention or variant.kind in opts.attention or variant.label in opts.attention:
+            out.append(variant)
+    return out
+
+
+def model_dims(opts: BenchOptions) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Return the model fields (without attention) and the model config's own attention, if any."""
+    if opts.config is None:
+        return {**PRESETS[opts.preset], "vocab_size": BERT_VOCAB}, None
+    data = read_yaml(opts.config)
+    model = dict(data.get("model", data))
+    attention = model.pop("attention", None)
+    for key in ("attention_style", "projected_dims"):
+        if key in model:
+            attention = {**(attention or {"kind": "linformer"}), key: model.pop(key)}
+    if attention is not None:
+        kind = attention.get("kind", "softmax")
+        attention = validate(ATTENTION.classes[kind].Config, attention, f"{opts.config}: model.attention")
+        attention = attention.model_dump()
+    model.pop("max_seq_length", None)  # every case sets its own sequence length
+    return model, attention

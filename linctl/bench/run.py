@@ -1,0 +1,216 @@
+"""Run a benchmark: the matmul rate, then every (sequence length, variant) case in its own process,
+then the comparisons each row carries (speed-up, memory saving and FLOP ratio against softmax)."""
+
+import os
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+
+from linctl.attention import ATTENTION
+from linctl.backends.device import resolve_device
+from linctl.bench.case import Case, Result
+from linctl.bench.measure import run_isolated
+from linctl.bench.options import BenchOptions, Variant, label_of, model_dims, variants
+from linctl.bench.paper import paper_figures
+from linctl.bench.peers import PEER_MODELS, installed, matches, peer_label
+from linctl.bench.search import largest_batch
+from linctl.config.load import validate
+
+BASELINE = {"kind": "softmax", "impl": "sdpa"}
+EAGER = {"kind": "softmax", "impl": "eager"}
+MEMINFO = Path("/proc/meminfo")
+
+
+class Row(BaseModel):
+    """One line of the report: what ran, how it went, and its comparisons."""
+
+    label: str
+    kind: str
+    peer: str | None = None
+    against: str | None = None  # a peer row: the label of our variant of the same configuration
+    k: int | None = None
+    n: int
+    batch: int
+    status: str
+    message: str = ""
+    median_s: float | None = None
+    spread: float | None = None
+    tokens: int = 0
+    flops: float | None = None
+    peak_bytes: int | None = None
+    tokens_per_s: float | None = None
+    flops_per_s: float | None = None
+    matmul_fraction: float | None = None
+    speedup: float | None = None  # against softmax with torch's SDPA, per real token
+    speedup_eager: float | None = None  # against the materialised T×T softmax
+    memory_saving: float | None = None  # peak-memory ratio, or largest-batch ratio with --max-batch
+    flop_ratio: float | None = None  # softmax FLOPs per token over this row's
+    vs_peer: float | None = None  # the peer's time per token over ours
+    paper_speedup: float | None = None
+    paper_memory_saving: float | None = None
+
+
+class Report(BaseModel):
+    machine: dict[str, Any]
+    options: dict[str, Any]
+    notes: list[str]
+    rows: list[Row]
+
+
+def machine_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def default_budget(device: torch.device) -> int | None:
+    """On CPU, 80% of the memory available now, so a case fails cleanly before the OOM killer acts."""
+    if device.type == "cuda" or not MEMINFO.exists():
+        return None
+    for line in MEMINFO.read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024 * 8 // 10
+    return None
+
+
+def run_bench(opts: BenchOptions, on_row: Callable[[Row], None] = lambda row: None) -> Report:
+    """Measure every case of ``opts``; ``on_row`` sees each row as it completes."""
+    device = resolve_device(opts.device)
+    budget = int(opts.memory_budget) if opts.memory_budget is not None else default_budget(device)
+    common = {"device": str(device), "dtype": opts.dtype, "seed": opts.seed}
+    matmul = run_isolated(Case(what="matmul", repeats=3, **common), opts.timeout)
+    rate = matmul.flops / matmul.median if matmul.status == "ok" else None  # type: ignore[operator]
+    dims, own_attention = model_dims(opts)
+    if opts.level == "attention":
+        dims = {"d_model": dims["d_model"], "n_heads": dims["n_heads"]}
+    chosen = variants(opts, own_attention)
+    notes = peer_notes(opts, chosen)
+    rows: list[Row] = []
+    for n in opts.seq_len:
+        for variant, peer in [(v, None) for v in chosen] + peer_cases(opts, chosen, notes):
+            base = Case(
+                what=opts.level, label=peer_label(peer, variant.attention) if peer else variant.label, peer=peer, attention=variant.attention, model=dims,
+                n=n, mode=opts.mode, warmup=opts.warmup, repeats=opts.repeats, padded=opts.padded,
+                budget=budget, **common,
+            )  # fmt: skip
+            row = measure_row(opts, variant, base)
+            rows.append(row)
+            on_row(row)
+    compare(rows, rate, opts)
+    machine = {
+        "device": machine_name(device), "device_type": device.type, "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(), "torch": torch.__version__, "dtype": opts.dtype, "matmul_flops_per_s": rate,
+        "memory_budget_bytes": budget,
+    }  # fmt: skip
+    return Report(machine=machine, options=opts.model_dump(mode="json"), notes=notes, rows=rows)
+
+
+def peer_notes(opts: BenchOptions, chosen: list[Variant]) -> list[str]:
+    if not opts.peers:
+        return []
+    notes = []
+    if opts.level != "model":
+        notes.append("--peers compares whole models: add --level model")
+    for peer in PEER_MODELS:
+        if not installed(peer):
+            notes.append(f"peer {peer!r} is not installed (pip install 'linctl[peers]'); skipped")
+        elif not any(matches(peer, v.attention) for v in chosen):
+            notes.append(f"peer {peer!r} has no variant of the same configuration here; skipped")
+    return notes
+
+
+def peer_cases(opts: BenchOptions, chosen: list[Variant], notes: list[str]) -> list[tuple[Variant, str]]:
+    if not opts.peers or opts.level != "model":
+        return []
+    return [
+        (v, peer) for peer in PEER_MODELS if installed(peer) for v in chosen if matches(peer, v.attention)
+    ]
+
+
+def measure_row(opts: BenchOptions, variant: Variant, case: Case) -> Row:
+    """Find the batch (given, or the largest that fits), then time the case at that batch."""
+    fields = {
+        "label": case.label, "kind": variant.kind, "peer": case.peer, "k": variant.attention.get("k"),
+        "n": case.n, "against": variant.label if case.peer else None,
+    }  # fmt: skip
+    try:
+        validate(ATTENTION.classes[variant.kind].Config, variant.attention, "attention").check_length(case.n)
+    except Exception as err:  # a ConfigError or the ValueError of check_length
+        return Row(**fields, batch=0, status="skipped", message=str(err).splitlines()[-1])
+    batch = opts.batch_size or 1
+    if opts.max_batch:
+
+        def fits(b: int) -> bool:
+            probe = case.model_copy(update={"batch": b, "warmup": 0, "repeats": 0})
+            return run_isolated(probe, opts.timeout).status == "ok"
+
+        batch = largest_batch(fits)
+        if batch == 0:
+            return Row(**fields, batch=0, status="oom", message="a single sequence does not fit")
+    result = run_isolated(case.model_copy(update={"batch": batch}), opts.timeout)
+    return row_of(fields, batch, result)
+
+
+def row_of(fields: dict[str, Any], batch: int, result: Result) -> Row:
+    row = Row(**fields, batch=batch, status=result.status, message=result.message)
+    if result.status != "ok":
+        return row
+    return row.model_copy(
+        update={
+            "median_s": result.median, "spread": result.spread, "tokens": result.tokens,
+            "flops": result.flops, "peak_bytes": result.peak_bytes,
+            "tokens_per_s": result.tokens / result.median,
+            "flops_per_s": (result.flops or 0.0) / result.median,
+        }
+    )  # fmt: skip
+
+
+def compare(rows: list[Row], rate: float | None, opts: BenchOptions) -> None:
+    """Fill each row's comparisons with the softmax rows (and the peer rows) of the same n."""
+    by_n: dict[int, list[Row]] = {}
+    for row in rows:
+        by_n.setdefault(row.n, []).append(row)
+    for row in rows:
+        if row.status != "ok":
+            continue
+        if rate:
+            row.matmul_fraction = row.flops_per_s / rate  # type: ignore[operator]
+        same = [r for r in by_n[row.n] if r.status == "ok" and r.peer is None]
+        sdpa = next((r for r in same if r.label == label_for(BASELINE)), None)
+        eager = next((r for r in same if r.label == label_for(EAGER)), None)
+        if sdpa is not None and row.peer is None:
+            row.speedup = per_token(sdpa) / per_token(row)
+            row.flop_ratio = (sdpa.flops / sdpa.tokens) / (row.flops / row.tokens)  # type: ignore[operator]
+            row.memory_saving = memory_saving(sdpa, row, opts.max_batch)
+        if eager is not None and row.peer is None:
+            row.speedup_eager = per_token(eager) / per_token(row)
+        if row.kind == "linformer" and row.peer is None and row.k is not None:
+            row.paper_speedup, row.paper_memory_saving = paper_figures(row.n, row.k)
+        if row.peer is not None:
+            ours = next((r for r in same if r.label == row.against), None)
+            if ours is not None:
+                ours.vs_peer = per_token(row) / per_token(ours)
+
+
+def label_for(attention: dict[str, Any]) -> str:
+    return label_of(validate(ATTENTION.classes[attention["kind"]].Config, attention, "attention"))
+
+
+def memory_saving(softmax: Row, row: Row, max_batch: bool) -> float | None:
+    """The paper's measure with --max-batch (ratio of largest batches), else the peak-memory ratio."""
+    if max_batch:
+        return row.batch / softmax.batch
+    if not softmax.peak_bytes or not row.peak_bytes:
+        return None
+    return softmax.peak_bytes / row.peak_bytes
+
+
+def per_token(row: Row) -> float:
+    return row.median_s / row.tokens  # type: ignore[operator]

@@ -1,0 +1,99 @@
+"""`linctl bench`: time and memory of attention variants and whole models against sequence length."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from linctl.cli.options import build_options, console
+
+
+def bench(
+    ctx: typer.Context,
+    level: Annotated[
+        str | None, typer.Option(help="attention (one block) or model [default: attention].")
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(help="inference (forward) or train (+ backward + AdamW step) [default: inference]."),
+    ] = None,
+    seq_len: Annotated[
+        str | None, typer.Option(help="Sequence lengths, e.g. 512,1024,4096 [default: 512].")
+    ] = None,
+    k: Annotated[str | None, typer.Option(help="Linformer projected lengths [default: 128,256].")] = None,
+    sharing: Annotated[
+        str | None,
+        typer.Option(help="Linformer sharing: none, headwise, key-value, layerwise [default: layerwise]."),
+    ] = None,
+    attention: Annotated[
+        str | None, typer.Option(help="Only these kinds or labels, comma-separated [default: every kind].")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Model sizes: base, large or small [default: base].")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="A YAML with a model section (e.g. a run config) instead of --preset.")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Sequences per batch [default: 1].")] = None,
+    max_batch: Annotated[
+        bool, typer.Option(help="Search the largest batch that fits the memory budget, and time that.")
+    ] = False,
+    memory_budget: Annotated[
+        str | None,
+        typer.Option(
+            help="Working-memory budget for --max-batch, e.g. 2GiB [default: device memory; CPU: 80% of available]."
+        ),
+    ] = None,
+    dtype: Annotated[str | None, typer.Option(help="fp32 or bf16 [default: fp32].")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda [default: auto].")] = None,
+    warmup: Annotated[
+        int | None,
+        typer.Option(help="Untimed runs before the timed ones; the first two always happen [default: 1]."),
+    ] = None,
+    repeats: Annotated[int | None, typer.Option(help="Timed runs per case [default: 5].")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds one case may take [default: 600].")] = None,
+    peers: Annotated[
+        bool,
+        typer.Option(
+            help="Add transformers' BERT and the linformer package (extra 'peers') at --level model."
+        ),
+    ] = False,
+    padded: Annotated[
+        bool,
+        typer.Option(
+            help="Four batches of lengths drawn from [n/4, n] per repeat instead of one full batch."
+        ),
+    ] = False,
+    paper: Annotated[
+        bool,
+        typer.Option(help="Show the Linformer paper's Table 3 and the eager-softmax speed-up beside ours."),
+    ] = False,
+    json: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Write the rows as CSV.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Plot time and memory against n (log-log) to this image.")
+    ] = None,
+) -> None:
+    """Time and memory of every attention kind (or whole models) against sequence length; needs no data."""
+    from linctl.bench.options import BenchOptions
+    from linctl.bench.report import plot as plot_report
+    from linctl.bench.report import table, write_csv, write_json
+    from linctl.bench.run import run_bench
+
+    options = build_options(ctx, BenchOptions)
+
+    def progress(row: object) -> None:
+        r = row  # a Row
+        took = "" if r.median_s is None else f" {r.median_s * 1e3:,.1f} ms"  # type: ignore[attr-defined]
+        console.print(f"[dim]{r.label} n={r.n:,} batch={r.batch}: {r.status}{took}[/dim]")  # type: ignore[attr-defined]
+
+    report = run_bench(options, progress)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    console.print(table(report, options.paper))
+    if json is not None:
+        write_json(report, json)
+    if csv is not None:
+        write_csv(report, csv)
+    if plot is not None:
+        plot_report(report, plot)
