@@ -11,7 +11,7 @@ export LINCTL_DATA
 install:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,peers]'
 
 test:
 	$(BIN)/pytest -q

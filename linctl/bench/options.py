@@ -10,6 +10,8 @@ from linctl.attention.base import AttentionConfig
 from linctl.backends.device import DeviceName, Precision
 from linctl.config.load import read_yaml, validate
 from linctl.config.schema import Strict
+from linctl.errors import ConfigError
+from linctl.models import ModelSpec
 
 Level = Literal["attention", "model"]
 Mode = Literal["inference", "train"]
@@ -124,19 +126,20 @@ def variants(opts: BenchOptions, model_attention: dict[str, Any] | None) -> list
     return out
 
 
+class ModelFile(Strict):
+    """A bench model config: a ``model:`` section as in run configs (configs/bench/*.yaml)."""
+
+    model: ModelSpec
+
+
 def model_dims(opts: BenchOptions) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Return the model fields (without attention) and the model config's own attention, if any."""
     if opts.config is None:
         return {**PRESETS[opts.preset], "vocab_size": BERT_VOCAB}, None
     data = read_yaml(opts.config)
-    model = dict(data.get("model", data))
-    attention = model.pop("attention", None)
-    for key in ("attention_style", "projected_dims"):
-        if key in model:
-            attention = {**(attention or {"kind": "linformer"}), key: model.pop(key)}
-    if attention is not None:
-        kind = attention.get("kind", "softmax")
-        attention = validate(ATTENTION.classes[kind].Config, attention, f"{opts.config}: model.attention")
-        attention = attention.model_dump()
-    model.pop("max_seq_length", None)  # every case sets its own sequence length
+    if "model" not in data:
+        raise ConfigError(f"{opts.config}: no model section; --config takes a run or bench model config")
+    model = validate(ModelFile, {"model": data["model"]}, str(opts.config)).model.model_dump()
+    attention = model.pop("attention")
+    model.pop("max_seq_length")  # every case sets its own sequence length
     return model, attention

@@ -85,20 +85,21 @@ def run_bench(opts: BenchOptions, on_row: Callable[[Row], None] = lambda row: No
     device = resolve_device(opts.device)
     budget = int(opts.memory_budget) if opts.memory_budget is not None else default_budget(device)
     common = {"device": str(device), "dtype": opts.dtype, "seed": opts.seed}
-    matmul = run_isolated(Case(what="matmul", repeats=3, **common), opts.timeout)
-    rate = matmul.flops / matmul.median if matmul.status == "ok" else None  # type: ignore[operator]
     dims, own_attention = model_dims(opts)
     if opts.level == "attention":
         dims = {"d_model": dims["d_model"], "n_heads": dims["n_heads"]}
     chosen = variants(opts, own_attention)
+    matmul = run_isolated(Case(what="matmul", repeats=3, **common), opts.timeout)
+    rate = matmul.flops / matmul.median if matmul.status == "ok" else None  # type: ignore[operator]
     notes = peer_notes(opts, chosen)
     rows: list[Row] = []
     for n in opts.seq_len:
         for variant, peer in [(v, None) for v in chosen] + peer_cases(opts, chosen, notes):
+            label = peer_label(peer, variant.attention) if peer else variant.label
             base = Case(
-                what=opts.level, label=peer_label(peer, variant.attention) if peer else variant.label, peer=peer, attention=variant.attention, model=dims,
-                n=n, mode=opts.mode, warmup=opts.warmup, repeats=opts.repeats, padded=opts.padded,
-                budget=budget, **common,
+                what=opts.level, label=label, peer=peer, attention=variant.attention, model=dims, n=n,
+                mode=opts.mode, warmup=opts.warmup, repeats=opts.repeats, padded=opts.padded, budget=budget,
+                **common,
             )  # fmt: skip
             row = measure_row(opts, variant, base)
             rows.append(row)

@@ -70,7 +70,7 @@ class MemoryMeter:
         return _status_kib("VmHWM") - self.base
 
 
-M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 STEADY_THRESHOLD = 32 << 20  # where glibc's own adaptive threshold settles on 64-bit machines
 
 
@@ -86,6 +86,9 @@ def mmap_threshold(size: int) -> None:
     except OSError:
         return
     libc.mallopt(M_MMAP_THRESHOLD, size)
+    # A fixed threshold also fixes the trim threshold; keep glibc's adaptive ratio of 2 so that the
+    # heap top is not handed back and faulted in again on every step.
+    libc.mallopt(M_TRIM_THRESHOLD, 2 * size)
     libc.malloc_trim(0)
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from linctl.cli.options import build_options, console
 
@@ -41,7 +42,7 @@ def bench(
     memory_budget: Annotated[
         str | None,
         typer.Option(
-            help="Working-memory budget for --max-batch, e.g. 2GiB [default: device memory; CPU: 80% of available]."
+            help="Working-memory budget for --max-batch, e.g. 2GiB [default: the device; CPU: 80% of free]."
         ),
     ] = None,
     dtype: Annotated[str | None, typer.Option(help="fp32 or bf16 [default: fp32].")] = None,
@@ -90,7 +91,9 @@ def bench(
     report = run_bench(options, progress)
     for note in report.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
-    console.print(table(report, options.paper))
+    # Piped or captured output has no width of its own: give the table room instead of cutting headers.
+    wide = console if console.is_terminal else Console(width=240)
+    wide.print(table(report, options.paper))
     if json is not None:
         write_json(report, json)
     if csv is not None:

@@ -108,11 +108,15 @@ CONFIG_SCHEMAS: dict[str, type[Strict]] = {
 
 
 def schema_for(path: Path) -> type[Strict]:
-    """Return the schema of a config file: ``prepare-<command>*.yaml`` are prepare options, the rest
-    are training runs."""
+    """Return the schema of a config file: ``prepare-<command>*.yaml`` are prepare options, files in a
+    ``bench`` folder are bench models, the rest are training runs."""
     for prefix, schema in CONFIG_SCHEMAS.items():
         if Path(path).stem.startswith(prefix):
             return schema
+    if Path(path).parent.name == "bench":
+        from linctl.bench.options import ModelFile  # imports torch
+
+        return ModelFile
     from linctl.train.config import RunConfig  # imports torch: only for run configs
 
     return RunConfig

@@ -1,0 +1,121 @@
+"""`linctl bench` through the CLI: outputs and their schema, comparisons, max-batch search, errors."""
+
+import csv
+import json
+
+import pytest
+
+from linctl.bench.case import Case
+from linctl.bench.measure import run_isolated
+from linctl.bench.run import Row
+
+TINY = "configs/bench/tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from linctl.cli.app import app
+
+    out = tmp_path_factory.mktemp("bench")
+    args = ["bench", "--level", "model", "--config", TINY, "--seq-len", "7,33", "--repeats", "2"]
+    args += ["--json", str(out / "b.json"), "--csv", str(out / "b.csv"), "--plot", str(out / "b.png")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_json_csv_and_plot_share_one_row_schema(tiny_report):
+    out, _ = tiny_report
+    report = json.loads((out / "b.json").read_text())
+    assert report["schema"] == 1
+    assert {"device", "threads", "torch", "dtype", "matmul_flops_per_s"} <= report["machine"].keys()
+    assert report["machine"]["matmul_flops_per_s"] > 0
+    rows = report["rows"]
+    assert [r["label"] for r in rows[:3]] == [
+        "softmax impl=sdpa", "softmax impl=eager", "linformer k=8 sharing=key-value"
+    ]  # fmt: skip
+    assert all(set(r) == set(Row.model_fields) for r in rows)
+    with open(out / "b.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0]) == list(Row.model_fields) and len(table) == len(rows)
+    assert (out / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rows_compare_with_softmax_of_the_same_length(tiny_report):
+    out, text = tiny_report
+    rows = {(r["label"], r["n"]): r for r in json.loads((out / "b.json").read_text())["rows"]}
+    base = rows["softmax impl=sdpa", 33]
+    assert base["status"] == "ok" and base["speedup"] == base["flop_ratio"] == base["memory_saving"] == 1.0
+    lin = rows["linformer k=8 sharing=key-value", 33]
+    assert lin["status"] == "ok" and lin["tokens"] == 33 and lin["flops"] < base["flops"]
+    assert lin["flop_ratio"] == pytest.approx(base["flops"] / lin["flops"])
+    assert lin["speedup"] == pytest.approx(base["median_s"] / lin["median_s"])
+    assert lin["matmul_fraction"] > 0 and lin["tokens_per_s"] == pytest.approx(33 / lin["median_s"])
+    short = rows["linformer k=8 sharing=key-value", 7]  # k > n: not run, and said why
+    assert short["status"] == "skipped" and "k (8)" in short["message"]
+    assert "speed-up" in text and "skipped" in text
+
+
+def test_max_batch_is_the_largest_that_fits_the_budget(cli, tmp_path):
+    budget = 3 << 20
+    cli("bench", "--preset", "small", "--attention", "softmax impl=sdpa", "--seq-len", "65", "--max-batch",
+        "--memory-budget", "3MiB", "--repeats", "1", "--json", tmp_path / "b.json")  # fmt: skip
+    (row,) = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert row["status"] == "ok" and row["batch"] >= 1 and row["peak_bytes"] <= budget
+    case = Case(
+        what="attention", model={"d_model": 256, "n_heads": 4}, n=65, batch=row["batch"] + 1,
+        attention={"kind": "softmax", "impl": "sdpa", "dropout": 0.0, "causal": False, "bias": True},
+        budget=budget, repeats=0,
+    )  # fmt: skip
+    assert run_isolated(case, 120).status == "oom"
+
+
+def test_paper_figures_sit_beside_ours(cli, tmp_path):
+    result = cli("bench", "--preset", "small", "--seq-len", "512", "--k", "128", "--repeats", "1", "--paper",
+                 "--json", tmp_path / "b.json")  # fmt: skip
+    rows = {r["label"]: r for r in json.loads((tmp_path / "b.json").read_text())["rows"]}
+    lin = rows["linformer k=128 sharing=layerwise"]
+    assert lin["paper_speedup"] == 1.5 and lin["paper_memory_saving"] == 1.7
+    assert lin["speedup_eager"] == pytest.approx(rows["softmax impl=eager"]["median_s"] / lin["median_s"])
+    assert "paper speed-up" in result.output
+
+
+def test_peers_run_the_same_configuration(cli, tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("linformer")
+    cli("bench", "--level", "model", "--config", TINY, "--seq-len", "33", "--peers", "--repeats", "1",
+        "--attention", "softmax impl=sdpa,linformer", "--json", tmp_path / "b.json")  # fmt: skip
+    rows = {r["label"]: r for r in json.loads((tmp_path / "b.json").read_text())["rows"]}
+    assert rows["transformers BertModel sdpa"]["status"] == "ok"
+    assert rows["linformer-pkg k=8 sharing=key-value"]["against"] == "linformer k=8 sharing=key-value"
+    assert rows["softmax impl=sdpa"]["vs_peer"] > 0 and rows["linformer k=8 sharing=key-value"]["vs_peer"] > 0
+
+
+def test_peers_need_the_model_level(cli):
+    result = cli("bench", "--preset", "small", "--seq-len", "33", "--attention", "softmax impl=sdpa",
+                 "--peers", "--repeats", "1")  # fmt: skip
+    assert "--level model" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--seq-len", "0"], "--seq-len"),
+        (["--seq-len", "5,x"], "--seq-len"),
+        (["--level", "layer"], "--level"),
+        (["--dtype", "fp16"], "--dtype"),
+        (["--preset", "huge"], "unknown preset 'huge'"),
+        (["--max-batch", "--batch-size", "4"], "not both"),
+        (["--memory-budget", "1GiB"], "add --max-batch"),
+        (["--memory-budget", "lots", "--max-batch"], "--memory-budget"),
+        (["--config", "missing.yaml"], "missing.yaml"),
+        (["--sharing", "everything"], "sharing"),
+    ],
+)
+def test_bad_options_are_one_line_errors(cli, args, expected):
+    result = cli("bench", *args, ok=False)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.output

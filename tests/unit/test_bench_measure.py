@@ -1,0 +1,107 @@
+"""The measuring machinery of `linctl bench`: timers, memory meters, FLOP counts, isolation, search."""
+
+import time
+
+import pytest
+import torch
+
+from linctl.bench.case import Case
+from linctl.bench.measure import run_isolated
+from linctl.bench.search import largest_batch
+from linctl.bench.timing import MemoryMeter, mmap_threshold, time_repeats
+from linctl.bench.workload import PADDED_BATCHES, lengths_of
+
+DIMS = {"d_model": 36, "n_heads": 4}
+SOFTMAX = {"kind": "softmax", "impl": "sdpa"}
+LINFORMER = {"kind": "linformer", "k": 5, "sharing": "layerwise"}
+
+
+def test_time_repeats_excludes_warmup_and_times_each_repeat():
+    calls = []
+
+    def work():
+        calls.append(time.perf_counter())
+        time.sleep(0.01 if len(calls) > 2 else 0.2)  # slow warm-up calls must not show in the times
+
+    times = time_repeats(work, warmup=2, repeats=3, device=torch.device("cpu"))
+    assert len(calls) == 5 and len(times) == 3
+    assert all(0.01 <= t < 0.15 for t in times)
+
+
+def test_cpu_memory_meter_sees_a_tensor_allocated_and_freed_in_between():
+    mmap_threshold(16 << 10)
+    meter = MemoryMeter(torch.device("cpu"))
+    meter.start()
+    block = torch.ones(12 << 20)  # 48 MiB, touched
+    del block
+    peak = meter.peak()
+    assert 48 << 20 <= peak < 60 << 20
+
+
+@pytest.mark.parametrize("largest", [0, 1, 2, 3, 7, 8, 9, 100, 1000])
+def test_largest_batch_finds_the_boundary_in_logarithmic_probes(largest):
+    probes = []
+
+    def fits(b):
+        probes.append(b)
+        return b <= largest
+
+    assert largest_batch(fits) == largest
+    assert len(probes) <= 2 * max(1, largest).bit_length() + 2
+
+
+def test_largest_batch_stops_at_the_limit():
+    assert largest_batch(lambda b: True, limit=40) == 32
+
+
+def test_flops_of_an_attention_block_are_its_matmuls():
+    B, n, C = 3, 17, DIMS["d_model"]
+    projections = 2 * B * n * C * 3 * C + 2 * B * n * C * C  # qkv and out
+    soft = run_isolated(Case(what="attention", attention=SOFTMAX, model=DIMS, n=n, batch=B, repeats=2), 120)
+    assert soft.status == "ok" and soft.tokens == B * n and len(soft.times) == 2
+    assert soft.flops == projections + 4 * B * n * n * C  # Q·Kᵀ and P·V over every head
+    k = LINFORMER["k"]
+    lin = run_isolated(Case(what="attention", attention=LINFORMER, model=DIMS, n=n, batch=B, repeats=1), 120)
+    assert lin.flops == projections + 2 * (2 * B * C * n * k) + 4 * B * n * k * C  # E·K, F·V, then k keys
+    assert lin.peak_bytes is not None and lin.peak_bytes > 0
+
+
+def test_train_mode_counts_the_backward_pass_too():
+    case = Case(what="attention", attention=SOFTMAX, model=DIMS, n=9, batch=2, repeats=1)
+    forward = run_isolated(case, 120).flops
+    train = run_isolated(case.model_copy(update={"mode": "train"}), 120).flops
+    # Backward is about twice the forward; the inputs need no gradient, so slightly less here.
+    assert forward is not None and train is not None and 2.0 * forward < train < 3.0 * forward
+
+
+def test_running_out_of_memory_is_a_result_not_a_crash():
+    # The eager T×T scores alone need 4·H·n² bytes: far above a 4 MiB budget.
+    case = Case(
+        what="attention", attention={"kind": "softmax", "impl": "eager"}, model=DIMS, n=4096, budget=4 << 20
+    )
+    result = run_isolated(case, 120)
+    assert result.status == "oom" and result.message
+
+
+def test_a_peak_over_the_budget_is_out_of_memory_even_when_allocations_succeed():
+    case = Case(what="attention", attention=SOFTMAX, model=DIMS, n=257, batch=5, repeats=1)
+    peak = run_isolated(case, 120).peak_bytes
+    over = run_isolated(case.model_copy(update={"budget": peak // 4}), 120)
+    assert over.status == "oom" and "over the budget" in over.message
+
+
+def test_a_case_that_runs_too_long_is_a_timeout():
+    case = Case(
+        what="attention", attention={"kind": "softmax", "impl": "eager"}, model=DIMS, n=2048, repeats=1000
+    )
+    result = run_isolated(case, timeout=8)
+    assert result.status == "timeout" and "8" in result.message
+
+
+def test_padded_cases_bucket_our_batches_and_pad_peers_to_n():
+    case = Case(what="model", n=64, batch=5, padded=True, seed=3)
+    ours, theirs = lengths_of(case), lengths_of(case.model_copy(update={"peer": "linformer"}))
+    assert len(ours) == PADDED_BATCHES and all(len(b) == 5 for b in ours)
+    flat = [n for batch in ours for n in batch]
+    assert sorted(flat) == sorted(n for batch in theirs for n in batch)  # the same sequences
+    assert flat == sorted(flat) and all(16 <= n <= 64 for n in flat)
