@@ -71,4 +71,12 @@ for name in softmax linformer-k32-kv linformer-k32-layerwise; do
 done
 run "Eval perplexity curves: softmax vs Linformer" \
     python pipelines/mlm_curves.py "$RUNS/wt2/curves.png" "${wt2_runs[@]}"
+# Time and memory against sequence length: attention blocks, then BERT-base-sized encoders (no data).
+mkdir -p "$RUNS/bench"
+run "bench: attention blocks, n 512-4096, every kind (linctl bench)" \
+    linctl bench --seq-len 512,1024,2048,4096 --k 128,256 --paper \
+    --json "$RUNS/bench/attention.json" --plot "$RUNS/bench/attention.png"
+run "bench: base encoders, n 1024-4096, softmax vs Linformer k 128 layerwise" \
+    linctl bench --level model --seq-len 1024,2048,4096 --k 128 --attention softmax,linformer --warmup 0 \
+    --repeats 2 --paper --json "$RUNS/bench/model.json" --plot "$RUNS/bench/model.png"
 echo "report: $report" >&2
