@@ -22,8 +22,8 @@ def _needs_cuda():
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 def test_cuda_cases_are_timed_and_their_peak_taken(dtype):
     linformer = {"kind": "linformer", "k": 16, "sharing": "layerwise"}
-    case = Case(what="attention", attention=linformer, model=DIMS, n=1024, batch=4, device="cuda", dtype=dtype,
-                repeats=3)  # fmt: skip
+    case = Case(what="attention", attention=linformer, model=DIMS, n=1024, batch=4, device="cuda",
+                dtype=dtype, repeats=3)  # fmt: skip
     result = run_isolated(case, 300)
     assert result.status == "ok" and len(result.times) == 3 and all(t > 0 for t in result.times)
     assert result.peak_bytes > 0 and result.flops > 0
