@@ -94,7 +94,7 @@ def run_bench(opts: BenchOptions, on_row: Callable[[Row], None] = lambda row: No
     notes = peer_notes(opts, chosen)
     rows: list[Row] = []
     for n in opts.seq_len:
-        for variant, peer in [(v, None) for v in chosen] + peer_cases(opts, chosen, notes):
+        for variant, peer in [(v, None) for v in chosen] + peer_cases(opts, chosen):
             label = peer_label(peer, variant.attention) if peer else variant.label
             base = Case(
                 what=opts.level, label=label, peer=peer, attention=variant.attention, model=dims, n=n,
@@ -127,7 +127,7 @@ def peer_notes(opts: BenchOptions, chosen: list[Variant]) -> list[str]:
     return notes
 
 
-def peer_cases(opts: BenchOptions, chosen: list[Variant], notes: list[str]) -> list[tuple[Variant, str]]:
+def peer_cases(opts: BenchOptions, chosen: list[Variant]) -> list[tuple[Variant, str]]:
     if not opts.peers or opts.level != "model":
         return []
     return [

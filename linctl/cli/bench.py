@@ -79,14 +79,13 @@ def bench(
     from linctl.bench.options import BenchOptions
     from linctl.bench.report import plot as plot_report
     from linctl.bench.report import table, write_csv, write_json
-    from linctl.bench.run import run_bench
+    from linctl.bench.run import Row, run_bench
 
     options = build_options(ctx, BenchOptions)
 
-    def progress(row: object) -> None:
-        r = row  # a Row
-        took = "" if r.median_s is None else f" {r.median_s * 1e3:,.1f} ms"  # type: ignore[attr-defined]
-        console.print(f"[dim]{r.label} n={r.n:,} batch={r.batch}: {r.status}{took}[/dim]")  # type: ignore[attr-defined]
+    def progress(row: Row) -> None:
+        took = "" if row.median_s is None else f" {row.median_s * 1e3:,.1f} ms"
+        console.print(f"[dim]{row.label} n={row.n:,} batch={row.batch}: {row.status}{took}[/dim]")
 
     report = run_bench(options, progress)
     for note in report.notes:
