@@ -8,16 +8,10 @@ from linctl.bench.workload import Workload, batch_width, lengths_of, padding_mas
 from linctl.models import MODELS, ModelSpec
 
 
-def model_config(case: Case) -> object:
-    """Return the encoder config of ``case``: its sizes, its attention, ``max_seq_length = n``."""
-    data = {"kind": "encoder", **case.model, "max_seq_length": case.n, "attention": case.attention}
-    return TypeAdapter(ModelSpec).validate_python(data)
-
-
 def model_workload(case: Case, device: torch.device, dtype: torch.dtype) -> Workload:
-    """Build the encoder of ``case`` and batches of random token ids (with masks when padded)."""
-    cfg = model_config(case)
-    module = MODELS.build(cfg).to(device)
+    """Build the encoder of ``case`` (``max_seq_length = n``) and batches of random token ids."""
+    data = {"kind": "encoder", **case.model, "max_seq_length": case.n, "attention": case.attention}
+    module = MODELS.build(TypeAdapter(ModelSpec).validate_python(data)).to(device)
     return Workload(module, *token_batches(case, device))
 
 

@@ -23,7 +23,6 @@ PRESETS: dict[str, dict[str, int]] = {
     "small": {"d_model": 256, "n_heads": 4, "n_layers": 4, "d_ff": 1024},
 }
 BERT_VOCAB = 30522  # token ids drawn for model-level cases: BERT's uncased WordPiece vocabulary
-PEERS = ("transformers", "linformer")  # Hugging Face BERT (SDPA) and the `linformer` package
 
 
 class BenchOptions(Strict):

@@ -143,7 +143,7 @@ def measure_row(opts: BenchOptions, variant: Variant, case: Case) -> Row:
     }  # fmt: skip
     try:
         validate(ATTENTION.classes[variant.kind].Config, variant.attention, "attention").check_length(case.n)
-    except Exception as err:  # a ConfigError or the ValueError of check_length
+    except ValueError as err:  # the config was validated by variants(); its length limit was not
         return Row(**fields, batch=0, status="skipped", message=str(err).splitlines()[-1])
     batch = opts.batch_size or 1
     if opts.max_batch:
@@ -175,6 +175,7 @@ def row_of(fields: dict[str, Any], batch: int, result: Result) -> Row:
 
 def compare(rows: list[Row], rate: float | None, opts: BenchOptions) -> None:
     """Fill each row's comparisons with the softmax rows (and the peer rows) of the same n."""
+    sdpa_label, eager_label = label_for(BASELINE), label_for(EAGER)
     by_n: dict[int, list[Row]] = {}
     for row in rows:
         by_n.setdefault(row.n, []).append(row)
@@ -184,8 +185,8 @@ def compare(rows: list[Row], rate: float | None, opts: BenchOptions) -> None:
         if rate:
             row.matmul_fraction = row.flops_per_s / rate  # type: ignore[operator]
         same = [r for r in by_n[row.n] if r.status == "ok" and r.peer is None]
-        sdpa = next((r for r in same if r.label == label_for(BASELINE)), None)
-        eager = next((r for r in same if r.label == label_for(EAGER)), None)
+        sdpa = next((r for r in same if r.label == sdpa_label), None)
+        eager = next((r for r in same if r.label == eager_label), None)
         if sdpa is not None and row.peer is None:
             row.speedup = per_token(sdpa) / per_token(row)
             row.flop_ratio = (sdpa.flops / sdpa.tokens) / (row.flops / row.tokens)  # type: ignore[operator]
