@@ -1,7 +1,11 @@
-"""Pick the device a command runs on and the autocast context its precision asks for."""
+"""Pick the device a command runs on, the autocast context its precision asks for, and the backends
+(cpu, cuda, cs) that `linctl validate` and `linctl compile` target."""
 
 import contextlib
-from typing import Literal
+import importlib.util
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar, Literal
 
 import torch
 
@@ -40,3 +44,111 @@ def set_rng_states(states: dict[str, torch.Tensor], device: torch.device) -> Non
     torch.set_rng_state(states["cpu"])
     if device.type == "cuda" and "cuda" in states:
         torch.cuda.set_rng_state(states["cuda"], device)
+
+
+MEMINFO = Path("/proc/meminfo")
+
+
+class Backend(ABC):
+    """A hardware target of `linctl validate` / `compile`: what it supports and how it compiles."""
+
+    name: ClassVar[str]
+    dtypes: ClassVar[tuple[Precision, ...]]
+    dynamic_shapes: ClassVar[bool]  # whether one compiled program serves any batch size
+    compile_path: ClassVar[str]
+
+    @abstractmethod
+    def missing(self) -> str | None:
+        """Return why this backend cannot be used here, or None when it can."""
+
+    @abstractmethod
+    def memory(self) -> int | None:
+        """Return the bytes a training step may use, or None when the backend manages memory itself."""
+
+    @property
+    def device(self) -> torch.device:
+        """Return the torch device that eager runs and checks use."""
+        return torch.device(self.name)
+
+
+class CpuBackend(Backend):
+    name = "cpu"
+    dtypes = ("fp32", "bf16")
+    dynamic_shapes = True
+    compile_path = "torch.export → AOTInductor (C++ / OpenMP)"
+
+    def missing(self) -> str | None:
+        return None
+
+    def memory(self) -> int | None:
+        """The memory available now (MemAvailable), not the machine's total."""
+        if not MEMINFO.exists():
+            return None
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+        return None
+
+
+class CudaBackend(Backend):
+    name = "cuda"
+    dtypes = ("fp32", "bf16")
+    dynamic_shapes = True
+    compile_path = "torch.export → AOTInductor (Triton)"
+
+    def missing(self) -> str | None:
+        if torch.cuda.is_available():
+            return None
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        return f"no CUDA device is visible to torch {torch.__version__} ({build})"
+
+    def memory(self) -> int | None:
+        free, _total = torch.cuda.mem_get_info()
+        return free
+
+
+class CerebrasBackend(Backend):
+    name = "cs"
+    dtypes = ("fp32", "bf16")
+    dynamic_shapes = False  # a CS program is compiled for one batch size
+    compile_path = "cerebras.pytorch (cstorch) compile on a Cerebras appliance"
+
+    def missing(self) -> str | None:
+        if not _importable("cerebras.pytorch"):
+            return (
+                "the Cerebras PyTorch package (cerebras.pytorch) is not importable in this Python; it pins "
+                "its own torch, so set it up in its own virtual environment as Cerebras's install guide says "
+                "(pip install cerebras_pytorch) and run linctl from that environment"
+            )
+        return (
+            "cerebras.pytorch is importable, but linctl does not drive the Cerebras compiler yet: run the "
+            "Cerebras model zoo's --validate_only / --compile_only on this config's model instead"
+        )
+
+    def memory(self) -> int | None:
+        return None
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")  # cstorch traces on CPU tensors
+
+
+def _importable(module: str) -> bool:
+    parent = module.split(".")[0]
+    return importlib.util.find_spec(parent) is not None and importlib.util.find_spec(module) is not None
+
+
+BACKENDS: dict[str, Backend] = {b.name: b for b in (CpuBackend(), CudaBackend(), CerebrasBackend())}
+BackendName = Literal["auto", "cpu", "cuda", "cs"]
+
+
+def resolve_backend(name: str) -> Backend:
+    """Return the backend ``name``: ``auto`` is cuda when a GPU is visible, else cpu."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in BACKENDS:
+        raise ConfigError(f"--backend {name!r}: unknown; choose one of auto, {', '.join(BACKENDS)}")
+    why = BACKENDS[name].missing()
+    if why is not None:
+        raise ConfigError(f"--backend {name}: not available here: {why}")
+    return BACKENDS[name]

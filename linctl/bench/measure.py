@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula
 
 from linctl.backends.device import autocast
+from linctl.backends.flops import FlopCounterMode
 from linctl.bench.attention import attention_workload
 from linctl.bench.case import Case, Result
 from linctl.bench.matmul import measure_matmul
@@ -34,25 +34,6 @@ def build(case: Case, device: torch.device, dtype: torch.dtype) -> Workload:
     if case.what == "attention":
         return attention_workload(case, device, dtype)
     return model_workload(case, device, dtype)
-
-
-def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
-    """Q·Kᵀ and P·V: 2 × 2·B·H·Tq·Tk·D (torch counts the CUDA kernels alike but not the CPU one)."""
-    B, H, Tq, D = query_shape
-    return 4 * B * H * Tq * key_shape[-2] * D
-
-
-def _sdpa_cpu_backward_flops(grad_shape, query_shape, key_shape, value_shape, *args, **kwargs) -> int:
-    """dV, dP, dQ and dK: twice the forward products."""
-    return 2 * _sdpa_cpu_flops(query_shape, key_shape, value_shape)
-
-
-for _op, _formula in (
-    (torch.ops.aten._scaled_dot_product_flash_attention_for_cpu, _sdpa_cpu_flops),
-    (torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward, _sdpa_cpu_backward_flops),
-):
-    if _op not in flop_registry:
-        register_flop_formula(_op)(_formula)
 
 
 def measure(case: Case) -> Result:

@@ -11,7 +11,7 @@ import torch
 from pydantic import BaseModel
 
 from linctl.attention import ATTENTION
-from linctl.backends.device import resolve_device
+from linctl.backends.device import BACKENDS, resolve_device
 from linctl.bench.case import Case, Result
 from linctl.bench.measure import run_isolated
 from linctl.bench.options import BenchOptions, Variant, label_of, model_dims, variants
@@ -22,7 +22,6 @@ from linctl.config.load import validate
 
 BASELINE = {"kind": "softmax", "impl": "sdpa"}
 EAGER = {"kind": "softmax", "impl": "eager"}
-MEMINFO = Path("/proc/meminfo")
 
 
 class Row(BaseModel):
@@ -72,12 +71,8 @@ def machine_name(device: torch.device) -> str:
 
 def default_budget(device: torch.device) -> int | None:
     """On CPU, 80% of the memory available now, so a case fails cleanly before the OOM killer acts."""
-    if device.type == "cuda" or not MEMINFO.exists():
-        return None
-    for line in MEMINFO.read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024 * 8 // 10
-    return None
+    available = BACKENDS["cpu"].memory() if device.type == "cpu" else None
+    return None if available is None else available * 8 // 10
 
 
 def run_bench(opts: BenchOptions, on_row: Callable[[Row], None] = lambda row: None) -> Report:

@@ -68,7 +68,7 @@ def validate(schema: type[M], data: Mapping[str, Any], source: str, names: Mappi
     try:
         return schema.model_validate(dict(data))
     except ValidationError as exc:
-        problems = [_describe(err, schema, names) for err in exc.errors()]
+        problems = [line for err in exc.errors() for line in _describe(err, schema, names).splitlines()]
         prefix = f"{source}: " if source else ""
         raise ConfigError("\n".join(prefix + p for p in problems)) from None
 
@@ -90,6 +90,8 @@ def _describe(err: Mapping[str, Any], schema: type[BaseModel], names: Mapping[st
         return f"{key}: unknown key; allowed here: {', '.join(_allowed_keys(schema, err['loc'][:-1]))}"
     if err["type"] == "missing":
         return f"{key}: required, but not given"
+    if isinstance(err["input"], Mapping):  # a check across a section's fields: one line per problem
+        return "\n".join(f"{key}: {line}" for line in msg.splitlines())
     return f"{key} = {err['input']!r}: {msg}"
 
 

@@ -42,12 +42,18 @@ class ModelConfig(Strict):
 
     @model_validator(mode="after")
     def _sizes_fit(self) -> Self:
+        problems = []
         if self.d_model % self.n_heads:
-            raise ValueError(
+            problems.append(
                 f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}); "
                 f"head size would be {self.d_model / self.n_heads:g}"
             )
-        self.attention.check_length(self.max_seq_length)
+        try:
+            self.attention.check_length(self.max_seq_length)
+        except ValueError as exc:
+            problems.append(f"attention: {exc}")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
 

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from linctl.backends.device import Precision, autocast
 from linctl.config.schema import Strict
 from linctl.data.loader import eval_batches
+from linctl.errors import InputError
 
 Batch = dict[str, Tensor]
 
@@ -57,8 +58,18 @@ class Task(ABC):
         """Turn sums gathered over batches into metrics."""
 
     @abstractmethod
+    def problems(self) -> list[str]:
+        """Return every problem of the task's data with the model, one line each (none: it would train)."""
+
     def check(self) -> None:
-        """Open the task's data now, so that bad input fails before the first step."""
+        """Raise one InputError listing every problem, so that bad input fails before the first step."""
+        problems = self.problems()
+        if problems:
+            raise InputError("\n".join(problems))
+
+    @abstractmethod
+    def example_batch(self, batch_size: int) -> Batch:
+        """Return a random training batch of the shapes the config and data imply (for tracing)."""
 
     def files(self) -> dict[str, Path]:
         """Return files a checkpoint must carry to be used again, by name (e.g. the vocabulary)."""

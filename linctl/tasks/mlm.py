@@ -1,10 +1,12 @@
 """Masked language modelling on ``prepare mlm`` shards: static masks as stored, or dynamic masks."""
 
 import functools
+import json
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 from pydantic import PositiveInt
 from torch import Tensor, nn
@@ -42,51 +44,89 @@ class MlmTask(Task):
 
     @functools.cached_property
     def _eval(self) -> tuple[ShardSet, MlmCollator]:
-        shards, collate = self._open(self.cfg.eval_dir, "task.eval_dir")
-        if self.cfg.train_dir is not None:
-            ours, theirs = (_vocab_digest(s) for s in (self._train[0], shards))
-            if ours != theirs:
-                raise InputError(
-                    f"task.eval_dir {self.cfg.eval_dir}: shards use another vocabulary than task.train_dir "
-                    f"{self.cfg.train_dir}; prepare both with the same --vocab-file and --do-lower-case"
-                )
-        return shards, collate
+        return self._open(self.cfg.eval_dir, "task.eval_dir")
 
     def _open(self, folder: Path | None, key: str) -> tuple[ShardSet, MlmCollator]:
+        shards, problems = self._inspect(folder, key)
+        if key == "task.eval_dir" and shards is not None and not problems and self.cfg.train_dir is not None:
+            problems = self._vocab_agrees(self._train[0], shards)
+        if shards is None or problems:
+            raise InputError("\n".join(problems))
+        return shards, MlmCollator.for_shards(shards.manifest, self.seed)
+
+    def _inspect(self, folder: Path | None, key: str) -> tuple[ShardSet | None, list[str]]:
+        """Open ``folder``'s shards; return them (None if unreadable) and every mismatch with the model."""
         if folder is None:
-            raise ConfigError(f"{key} is not set: give the folder of `linctl prepare mlm` shards")
+            return None, [f"{key} is not set: give the folder of `linctl prepare mlm` shards"]
         if not Path(folder).is_dir():
-            raise InputError(f"{key} {folder}: no such folder")
+            return None, [f"{key} {folder}: no such folder"]
         try:
             shards = ShardSet(folder, verify=self.cfg.verify_shards)
         except InputError as exc:
-            raise InputError(f"{key}: {exc}") from None
+            return None, [f"{key}: {exc}"]
         opts: dict[str, Any] = shards.manifest.get("options", {})
         if shards.manifest.get("kind") != "mlm":
-            raise InputError(
-                f"{key} {folder}: holds {shards.manifest.get('kind')!r} output, not `prepare mlm` shards"
-            )
+            kind = shards.manifest.get("kind")
+            return None, [f"{key} {folder}: holds {kind!r} output, not `prepare mlm` shards"]
         model = self.model_cfg
+        problems = []
         if opts["max_seq_length"] != model.max_seq_length:
-            raise InputError(
+            problems.append(
                 f"{key} {folder}: shards were made with max_seq_length {opts['max_seq_length']} but "
                 f"model.max_seq_length is {model.max_seq_length}; use shards of the model's length"
             )
+        if "input_ids" not in shards.features:
+            problems.append(f"{key} {folder}: shards have no input_ids column (they have {shards.features})")
         vocab_file = Path(opts["vocab_file"])
         if not vocab_file.is_file():
-            raise InputError(f"{key} {folder}: the shards' vocabulary {vocab_file} is gone")
+            return shards, [*problems, f"{key} {folder}: the shards' vocabulary {vocab_file} is gone"]
         size = len(load_vocab(vocab_file, opts["do_lower_case"]).ids)
         if size != model.vocab_size:  # type: ignore[attr-defined]
-            raise InputError(
+            problems.append(
                 f"{key} {folder}: shards use a vocabulary of {size} tokens ({vocab_file}) but "
                 f"model.vocab_size is {model.vocab_size}; set model.vocab_size: {size}"  # type: ignore[attr-defined]
             )
-        return shards, MlmCollator.for_shards(shards.manifest, self.seed)
+        return shards, problems
 
-    def check(self) -> None:
-        _ = self._train
-        if self.cfg.eval_dir is not None:
-            _ = self._eval
+    def _vocab_agrees(self, train: ShardSet, evaluation: ShardSet) -> list[str]:
+        if _vocab_digest(train) == _vocab_digest(evaluation):
+            return []
+        return [
+            f"task.eval_dir {self.cfg.eval_dir}: shards use another vocabulary than task.train_dir "
+            f"{self.cfg.train_dir}; prepare both with the same --vocab-file and --do-lower-case"
+        ]
+
+    def problems(self) -> list[str]:
+        train, problems = self._inspect(self.cfg.train_dir, "task.train_dir")
+        if self.cfg.eval_dir is None:
+            return problems
+        evaluation, more = self._inspect(self.cfg.eval_dir, "task.eval_dir")
+        if train is not None and evaluation is not None and not problems and not more:
+            more = self._vocab_agrees(train, evaluation)
+        return problems + more
+
+    def example_batch(self, batch_size: int) -> Batch:
+        T, P = self.model_cfg.max_seq_length, self._max_predictions()
+        vocab = self.model_cfg.vocab_size  # type: ignore[attr-defined]
+        return {
+            "input_ids": torch.randint(0, vocab, (batch_size, T)),  # (B, T)
+            "attention_mask": torch.ones(batch_size, T, dtype=torch.bool),
+            "masked_lm_positions": torch.randint(0, T, (batch_size, P)),  # (B, P)
+            "masked_lm_ids": torch.randint(0, vocab, (batch_size, P)),
+            "masked_lm_weights": torch.ones(batch_size, P),
+        }
+
+    def _max_predictions(self) -> int:
+        """Masked positions per example: the shards' max_predictions_per_seq, else BERT's 15% of T."""
+        for folder in (self.cfg.train_dir, self.cfg.eval_dir):
+            manifest = Path(folder or "") / "manifest.json"
+            if folder is not None and manifest.is_file():
+                predictions = (
+                    json.loads(manifest.read_text()).get("options", {}).get("max_predictions_per_seq")
+                )
+                if predictions:
+                    return int(predictions)
+        return max(1, round(0.15 * self.model_cfg.max_seq_length))
 
     @functools.cached_property
     def train_lengths(self) -> np.ndarray:

@@ -1,0 +1,292 @@
+"""`linctl validate`'s checks (the seeds' validate_only): a config's model is built and a training step
+traced on fake tensors — shapes, FLOPs and memory without allocating weights — and its data is checked.
+
+The memory estimate follows every tensor storage of a steady-state step (weights, optimizer state,
+the batch, activations saved for backward, gradients, temporaries): the peak it reports is what a step
+needs at once. Kernel workspaces and allocator caching are not counted.
+"""
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+from torch import Tensor, nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from linctl.attention.linformer import Projections
+from linctl.backends.device import Backend, Precision, autocast
+from linctl.backends.flops import FlopCounterMode
+from linctl.backends.memory import LiveMemory
+from linctl.bench.options import ModelFile
+from linctl.config.load import apply_overrides, read_yaml, validate
+from linctl.config.schema import schema_for
+from linctl.errors import ConfigError, LinctlError
+from linctl.models import MODELS
+from linctl.models.layers import ModelConfig
+from linctl.tasks import TASKS
+from linctl.tasks.base import Batch
+from linctl.train.config import RunConfig
+from linctl.train.optim import OptimConfig, build_optimizer
+
+
+@dataclass
+class Job:
+    """What one training step of a config does: the model, its loss on a batch, the optimizer."""
+
+    model: ModelConfig
+    loss: Callable[[nn.Module, Batch], Tensor]
+    example: Callable[[int], Batch]  # batch size -> a random batch of the step's shapes
+    batch_size: int
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    precision: Precision = "fp32"
+
+
+@dataclass
+class StepTrace:
+    """One traced step at ``batch_size``: FLOPs and bytes."""
+
+    batch_size: int
+    tokens: int  # batch slots, B·T
+    flops_forward: float
+    flops_backward: float
+    weights: int
+    optimizer: int
+    batch: int
+    activations: int  # kept from the forward pass for the backward pass
+    gradients: int
+    peak: int  # everything alive at the step's fullest moment
+
+    @property
+    def resident(self) -> int:
+        """Bytes alive between steps: weights and optimizer state."""
+        return self.weights + self.optimizer
+
+
+@dataclass
+class Preflight:
+    """What `linctl validate` found."""
+
+    backend: str
+    problems: list[str] = field(default_factory=list)
+    parameters: int = 0
+    projection_parameters: int = 0  # Linformer E/F matrices
+    step: StepTrace | None = None
+    memory_available: int | None = None
+    max_batch: int | None = None
+    seconds: float = 0.0
+
+
+class TraceError(LinctlError):
+    """The model's step cannot be traced at the config's shapes."""
+
+
+def preflight(job: Job, backend: Backend, problems: list[str]) -> Preflight:
+    """Trace ``job`` for ``backend``; ``problems`` found before (data, options) are carried along."""
+    start = time.perf_counter()
+    found = Preflight(backend=backend.name, problems=list(problems), memory_available=backend.memory())
+    if job.precision not in backend.dtypes:
+        found.problems.append(
+            f"train.precision {job.precision}: backend {backend.name} supports {', '.join(backend.dtypes)}"
+        )
+    try:
+        found.parameters, found.projection_parameters, step, slope = _trace(job, backend)
+    except TraceError as exc:
+        found.problems.append(str(exc))
+        found.seconds = time.perf_counter() - start
+        return found
+    found.step = step
+    if found.memory_available is not None:
+        room = found.memory_available - step.peak
+        found.max_batch = max(0, job.batch_size + int(room // slope)) if slope > 0 else None
+        if room < 0:
+            found.problems.append(
+                f"train.batch_size {job.batch_size}: a step needs an estimated {_gib(step.peak)} but backend "
+                f"{backend.name} has {_gib(found.memory_available)} available; the largest batch estimated "
+                f"to fit is {found.max_batch} (raise train.accumulate to keep the effective batch)"
+            )
+    found.seconds = time.perf_counter() - start
+    return found
+
+
+def _trace(job: Job, backend: Backend) -> tuple[int, int, StepTrace, float]:
+    """Return parameter counts, the step at the job's batch size, and the peak bytes per extra example."""
+    memory = LiveMemory()
+    on_device = torch.device(backend.device) if backend.device.type != "cpu" else contextlib.nullcontext()
+    with FakeTensorMode(), memory, on_device:
+        try:
+            model = MODELS.build(job.model)
+        except (RuntimeError, ValueError, TypeError, LinctlError) as exc:
+            raise TraceError(f"model: cannot be built: {_short(exc)}") from None
+        model.train()
+        parameters = sum(p.numel() for p in model.parameters())
+        projections = {
+            id(p): p.numel() for m in model.modules() if isinstance(m, Projections) for p in m.parameters()
+        }
+        optimizer = build_optimizer(model, job.optim)
+        for p in model.parameters():  # one update creates the optimizer state a steady-state step holds
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        weights = sum(p.untyped_storage().nbytes() for p in _unique_storages(model))
+        optimizer_bytes = memory.settle() - weights
+        memory.pin()
+        state = (model, optimizer, memory, backend.device, weights, optimizer_bytes)
+        step = _step(job, job.batch_size, *state)
+        other = 2 * job.batch_size if job.batch_size == 1 else job.batch_size // 2
+        second = _step(job, other, *state)
+    slope = (step.peak - second.peak) / (job.batch_size - other)
+    return parameters, sum(projections.values()), step, slope
+
+
+def _step(
+    job: Job, batch_size: int, model: nn.Module, optimizer: torch.optim.Optimizer, memory: LiveMemory,
+    device: torch.device, weights: int, optimizer_bytes: int,
+) -> StepTrace:  # fmt: skip
+    resident = memory.reset_peak()
+    batch = job.example(batch_size)
+    batch_bytes = memory.settle() - resident
+    try:
+        with FlopCounterMode(display=False) as forward, autocast(device, job.precision):
+            loss = job.loss(model, batch)
+        activations = memory.settle() - resident - batch_bytes
+        with FlopCounterMode(display=False) as backward:
+            loss.backward()
+    except (RuntimeError, ValueError, TypeError, IndexError, LinctlError) as exc:
+        shapes = ", ".join(f"{key} {tuple(value.shape)}" for key, value in batch.items())
+        raise TraceError(f"model: the training step does not trace at {shapes}: {_short(exc)}") from None
+    gradients = sum(p.grad.untyped_storage().nbytes() for p in model.parameters() if p.grad is not None)
+    del loss
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    del batch
+    tokens = batch_size * job.model.max_seq_length
+    return StepTrace(
+        batch_size, tokens, float(forward.get_total_flops()), float(backward.get_total_flops()), weights,
+        optimizer_bytes, batch_bytes, activations, gradients, memory.peak,
+    )  # fmt: skip
+
+
+def _unique_storages(model: nn.Module) -> list[Tensor]:
+    seen: dict[int, Tensor] = {}
+    for tensor in [*model.parameters(), *model.buffers()]:
+        seen.setdefault(id(tensor), tensor)
+    return list(seen.values())
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+
+
+def _gib(size: float) -> str:
+    return f"{size / 2**30:,.2f} GiB"
+
+
+def describe(found: Preflight) -> dict[str, Any]:
+    """Return the report as JSON-ready data."""
+    step = found.step
+    data: dict[str, Any] = {
+        "backend": found.backend,
+        "ok": not found.problems,
+        "problems": found.problems,
+        "parameters": found.parameters,
+        "projection_parameters": found.projection_parameters,
+        "memory_available": found.memory_available,
+        "max_batch": found.max_batch,
+        "seconds": round(found.seconds, 3),
+    }
+    if step is not None:
+        data["step"] = {
+            "batch_size": step.batch_size,
+            "tokens": step.tokens,
+            "flops_forward_per_token": step.flops_forward / step.tokens,
+            "flops_train_per_token": (step.flops_forward + step.flops_backward) / step.tokens,
+            "bytes": {
+                "weights": step.weights,
+                "optimizer": step.optimizer,
+                "batch": step.batch,
+                "activations": step.activations,
+                "gradients": step.gradients,
+                "peak": step.peak,
+                "peak_above_resident": step.peak - step.resident,
+            },
+        }
+    return data
+
+
+def validate_config(
+    path: Path, overrides: list[str], backend: Backend, data: bool = True, batch_size: int | None = None
+) -> Preflight:
+    """Check the config at ``path`` for ``backend``: every problem of the config, its data and its step.
+
+    Run configs are traced with their task's loss; a file with only a ``model:`` section (configs/bench)
+    with the bench's training step (mean square of the hidden states, AdamW); `prepare` configs are
+    checked against their schema and, with ``data``, for their input files.
+    """
+    raw = apply_overrides(read_yaml(path), overrides)
+    schema = schema_for(path)
+    if schema is RunConfig and "model" in raw and not {"task", "train"} & raw.keys():
+        schema = ModelFile
+    try:
+        cfg = validate(schema, raw, str(path))
+    except ConfigError as exc:
+        return Preflight(backend=backend.name, problems=str(exc).splitlines())
+    if isinstance(cfg, RunConfig):
+        job, problems = _run_job(cfg, data, batch_size)
+    elif isinstance(cfg, ModelFile):
+        job, problems = _model_job(cfg.model, batch_size or 1), []
+    else:
+        return Preflight(backend=backend.name, problems=_missing_inputs(cfg, path) if data else [])
+    if job is None:
+        return Preflight(backend=backend.name, problems=problems)
+    return preflight(job, backend, problems)
+
+
+def _run_job(cfg: RunConfig, data: bool, batch_size: int | None) -> tuple[Job | None, list[str]]:
+    task_cfg = cfg.task
+    if (
+        "verify_shards" in type(task_cfg).model_fields
+    ):  # manifests are checked; hashing every shard is train's job
+        task_cfg = task_cfg.model_copy(update={"verify_shards": False})
+    try:
+        task = TASKS.build(task_cfg, cfg.model, cfg.train.seed)
+    except LinctlError as exc:
+        return None, str(exc).splitlines()
+    problems = task.problems() if data else []
+    job = Job(
+        model=cfg.model,
+        loss=lambda model, batch: task.loss(model, batch)[0],
+        example=task.example_batch,
+        batch_size=batch_size or cfg.train.batch_size,
+        optim=cfg.optim,
+        precision=cfg.train.precision,
+    )
+    return job, problems
+
+
+def _model_job(model: ModelConfig, batch_size: int) -> Job:
+    """The step `linctl bench --level model --mode train` measures, on full-length random token ids."""
+
+    def example(size: int) -> Batch:
+        return {"input_ids": torch.randint(0, model.vocab_size, (size, model.max_seq_length))}  # type: ignore[attr-defined]
+
+    def loss(module: nn.Module, batch: Batch) -> Tensor:
+        return module(batch["input_ids"]).float().square().mean()
+
+    return Job(model=model, loss=loss, example=example, batch_size=batch_size)
+
+
+def _missing_inputs(cfg: BaseModel, path: Path) -> list[str]:
+    """Return the input files a prepare config names that do not exist (outputs are made, not checked)."""
+    problems = []
+    for name, value in cfg:
+        if "output" in name:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, Path) and not item.exists():
+                problems.append(f"{path}: {name} {item}: no such file or folder")
+    return problems
