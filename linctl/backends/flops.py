@@ -6,7 +6,7 @@ Importing this module registers them, so every counter in linctl counts CPU flas
 import torch
 from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula
 
-__all__ = ["FlopCounterMode"]
+__all__ = ["FlopCounterMode", "flop_registry"]
 
 
 def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:

@@ -1,5 +1,5 @@
-"""Live tensor memory of a computation, counted op by op: works on fake (meta) tensors, so the memory of
-a training step is known without allocating it."""
+"""Live tensor memory and matmul FLOPs of a computation, counted op by op: works on fake (meta) tensors,
+so the cost of a training step is known without allocating it."""
 
 from typing import Any
 
@@ -7,6 +7,8 @@ import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_iter
+
+from linctl.backends.flops import flop_registry
 
 YOUNG_OPS = 8  # a storage that outlives this many ops is checked only when the peak may grow
 
@@ -18,6 +20,9 @@ class LiveMemory(TorchDispatchMode):
     (a weak reference expires). Temporaries die young, so recent storages are checked after every op,
     older ones (weights, optimizer state, saved activations) only when the running total could set a
     new peak — the peak stays exact, the cost stays linear. Kernel workspaces are not counted.
+
+    ``flops`` sums torch's matmul FLOP formulas over the same ops (as ``FlopCounterMode`` does, without
+    its per-module bookkeeping, which would double the cost of a trace).
     """
 
     def __init__(self) -> None:
@@ -27,10 +32,15 @@ class LiveMemory(TorchDispatchMode):
         self.live = 0  # bytes registered and not yet seen freed: exact after a full sweep
         self.peak = 0
         self.ops = 0
+        self.flops = 0
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
         self.ops += 1
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.flops += formula(*args, **kwargs, out_val=out)
         for value in tree_iter(out):
             if isinstance(value, torch.Tensor):
                 self._register(value.untyped_storage())

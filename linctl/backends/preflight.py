@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from torch import Tensor, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from linctl.attention.linformer import Projections
 from linctl.backends.device import Backend, Precision, autocast
-from linctl.backends.flops import FlopCounterMode
 from linctl.backends.memory import LiveMemory
 from linctl.bench.options import ModelFile
 from linctl.config.load import apply_overrides, read_yaml, validate
@@ -28,7 +27,7 @@ from linctl.config.schema import schema_for
 from linctl.errors import ConfigError, LinctlError
 from linctl.models import MODELS
 from linctl.models.layers import ModelConfig
-from linctl.tasks import TASKS
+from linctl.tasks import TASKS, TaskSpec
 from linctl.tasks.base import Batch
 from linctl.train.config import RunConfig
 from linctl.train.optim import OptimConfig, build_optimizer
@@ -136,37 +135,41 @@ def _trace(job: Job, backend: Backend) -> tuple[int, int, StepTrace, float]:
         optimizer_bytes = memory.settle() - weights
         memory.pin()
         state = (model, optimizer, memory, backend.device, weights, optimizer_bytes)
-        step = _step(job, job.batch_size, *state)
+        step = _step(job, job.batch_size, True, *state)
         other = 2 * job.batch_size if job.batch_size == 1 else job.batch_size // 2
-        second = _step(job, other, *state)
+        second = _step(job, other, False, *state)  # only for how the peak grows with the batch
     slope = (step.peak - second.peak) / (job.batch_size - other)
     return parameters, sum(projections.values()), step, slope
 
 
 def _step(
-    job: Job, batch_size: int, model: nn.Module, optimizer: torch.optim.Optimizer, memory: LiveMemory,
-    device: torch.device, weights: int, optimizer_bytes: int,
+    job: Job, batch_size: int, update: bool, model: nn.Module, optimizer: torch.optim.Optimizer,
+    memory: LiveMemory, device: torch.device, weights: int, optimizer_bytes: int,
 ) -> StepTrace:  # fmt: skip
+    """Trace a step; with ``update``, the optimizer's too (its temporaries can make the peak)."""
     resident = memory.reset_peak()
     batch = job.example(batch_size)
     batch_bytes = memory.settle() - resident
     try:
-        with FlopCounterMode(display=False) as forward, autocast(device, job.precision):
+        start = memory.flops
+        with autocast(device, job.precision):
             loss = job.loss(model, batch)
         activations = memory.settle() - resident - batch_bytes
-        with FlopCounterMode(display=False) as backward:
-            loss.backward()
+        forward = memory.flops - start
+        loss.backward()
+        backward = memory.flops - start - forward
     except (RuntimeError, ValueError, TypeError, IndexError, LinctlError) as exc:
         shapes = ", ".join(f"{key} {tuple(value.shape)}" for key, value in batch.items())
         raise TraceError(f"model: the training step does not trace at {shapes}: {_short(exc)}") from None
     gradients = sum(p.grad.untyped_storage().nbytes() for p in model.parameters() if p.grad is not None)
     del loss
-    optimizer.step()
+    if update:
+        optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     del batch
     tokens = batch_size * job.model.max_seq_length
     return StepTrace(
-        batch_size, tokens, float(forward.get_total_flops()), float(backward.get_total_flops()), weights,
+        batch_size, tokens, float(forward), float(backward), weights,
         optimizer_bytes, batch_bytes, activations, gradients, memory.peak,
     )  # fmt: skip
 
@@ -234,13 +237,22 @@ def validate_config(
     try:
         cfg = validate(schema, raw, str(path))
     except ConfigError as exc:
-        return Preflight(backend=backend.name, problems=str(exc).splitlines())
+        problems = str(exc).splitlines()
+        if schema is RunConfig and data:
+            problems += _data_problems_of_invalid(raw)
+        return Preflight(backend=backend.name, problems=problems)
     if isinstance(cfg, RunConfig):
-        job, problems = _run_job(cfg, data, batch_size)
-    elif isinstance(cfg, ModelFile):
-        job, problems = _model_job(cfg.model, batch_size or 1), []
-    else:
-        return Preflight(backend=backend.name, problems=_missing_inputs(cfg, path) if data else [])
+        return validate_run(cfg, backend, data, batch_size)
+    if isinstance(cfg, ModelFile):
+        return preflight(_model_job(cfg.model, batch_size or 1), backend, [])
+    return Preflight(backend=backend.name, problems=_missing_inputs(cfg, path) if data else [])
+
+
+def validate_run(
+    cfg: RunConfig, backend: Backend, data: bool = True, batch_size: int | None = None
+) -> Preflight:
+    """Check a run config: its task's data (with ``data``) and a traced step at its micro-batch."""
+    job, problems = _run_job(cfg, data, batch_size)
     if job is None:
         return Preflight(backend=backend.name, problems=problems)
     return preflight(job, backend, problems)
@@ -266,6 +278,28 @@ def _run_job(cfg: RunConfig, data: bool, batch_size: int | None) -> tuple[Job | 
         precision=cfg.train.precision,
     )
     return job, problems
+
+
+def _data_problems_of_invalid(raw: dict[str, Any]) -> list[str]:
+    """The data problems of a run config that failed validation elsewhere, so all are listed at once.
+
+    The task is checked against the model's sizes as written (unvalidated: only its fields are read).
+    """
+    try:
+        task_cfg = TypeAdapter(TaskSpec).validate_python(raw["task"])
+        model_cls = MODELS.classes[raw["model"]["kind"]]
+        model = model_cls.Config.model_construct(**raw["model"])  # type: ignore[attr-defined]
+        task_cfg = _unverified(task_cfg)
+        return TASKS.build(task_cfg, model, 0).problems()
+    except (ValidationError, LinctlError, KeyError, TypeError, ValueError):
+        return []
+
+
+def _unverified(task_cfg: Any) -> Any:
+    """The task config without shard hashing (validate checks manifests; hashing every shard is train's)."""
+    if "verify_shards" in type(task_cfg).model_fields:
+        return task_cfg.model_copy(update={"verify_shards": False})
+    return task_cfg
 
 
 def _model_job(model: ModelConfig, batch_size: int) -> Job:

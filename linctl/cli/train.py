@@ -1,5 +1,9 @@
 """`linctl train`: train a model from a YAML run config, resuming where its model folder left off."""
 
+from typing import Annotated
+
+import typer
+
 from linctl.cli.options import (
     DeviceOpt,
     ModelDirOpt,
@@ -13,13 +17,21 @@ from linctl.config.load import load_config
 
 
 def train(
-    config: RunConfigOpt, set_: OverridesOpt = None, model_dir: ModelDirOpt = None, device: DeviceOpt = None
+    config: RunConfigOpt,
+    set_: OverridesOpt = None,
+    model_dir: ModelDirOpt = None,
+    device: DeviceOpt = None,
+    compile_: Annotated[
+        bool,
+        typer.Option("--compile", help="torch.compile the training step, once `linctl validate` passes."),
+    ] = False,
 ) -> None:
     """Train a model from a YAML config; resume when the model folder has checkpoints."""
     from linctl.train.config import RunConfig
     from linctl.train.loop import train as run_training
 
-    cfg = load_config(config, RunConfig, run_overrides(set_, model_dir, device))
+    overrides = run_overrides(set_, model_dir, device) + (["train.compile=true"] if compile_ else [])
+    cfg = load_config(config, RunConfig, overrides)
     result = run_training(cfg)
     if result.resumed_from:
         console.print(f"resumed from step {result.resumed_from:,}")

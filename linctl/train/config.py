@@ -28,6 +28,7 @@ class LoopOptions(Strict):
     keep_checkpoints: PositiveInt = 3
     deterministic: bool = False  # torch.use_deterministic_algorithms
     device: DeviceName = "auto"
+    compile: bool = False  # torch.compile the training step, after `linctl validate`'s checks pass
 
 
 class RunConfig(Strict):

@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from linctl.backends.device import autocast, resolve_device, rng_states, set_rng_states
+from linctl.backends.device import autocast, resolve_backend, resolve_device, rng_states, set_rng_states
 from linctl.data.loader import Batches
-from linctl.errors import InputError, LinctlError
+from linctl.errors import ConfigError, InputError, LinctlError
 from linctl.models import MODELS
 from linctl.tasks import TASKS
 from linctl.train import checkpoint
@@ -52,7 +52,11 @@ def train(cfg: RunConfig) -> TrainResult:
     torch.manual_seed(opts.seed)
     task = TASKS.build(cfg.task, cfg.model, opts.seed)
     task.check()
+    if opts.compile:
+        _preflight(cfg, device)
     model = MODELS.build(cfg.model).to(device)
+    # batches differ in length (bucketing): one shape-generic program instead of a recompile per length
+    stepping = torch.compile(model, dynamic=True) if opts.compile else model  # shares ``model``'s weights
     optimizer = build_optimizer(model, cfg.optim)
     step = 0
     if resume is not None:
@@ -84,7 +88,7 @@ def train(cfg: RunConfig) -> TrainResult:
                     index = step * opts.accumulate + micro
                     batch = {k: v.to(device) for k, v in task.train_batch(batches[index], index).items()}
                     with autocast(device, opts.precision):
-                        loss, sums = task.loss(model, batch)
+                        loss, sums = task.loss(stepping, batch)
                     (loss / opts.accumulate).backward()
                     losses.append(loss.detach())
                     window.add(sums, batch["attention_mask"])
@@ -123,6 +127,16 @@ def train(cfg: RunConfig) -> TrainResult:
         log.close()
     result.steps, result.padding = step, window.padding
     return result
+
+
+def _preflight(cfg: RunConfig, device: torch.device) -> None:
+    """Run `linctl validate`'s checks before compiling: a config that would not train fails in seconds."""
+    from linctl.backends.preflight import validate_run
+
+    found = validate_run(cfg, resolve_backend(device.type), data=False)  # the task checked its data
+    if found.problems:
+        listed = "\n".join(f"  - {problem}" for problem in found.problems)
+        raise ConfigError(f"train.compile: the config does not pass `linctl validate`:\n{listed}")
 
 
 class _Window:

@@ -47,3 +47,33 @@ def test_accumulation_bf16_and_no_eval_data(cli, tiny_run, tmp_path):
     logged = records(tmp_path / "model")
     assert [r["step"] for r in logged] == [2, 4]  # no eval records without eval data
     assert all(r["train_loss"] > 0 for r in logged)
+
+
+@pytest.mark.slow  # Inductor compiles the forward and backward programs: minutes on two cores
+def test_compiled_training_matches_eager_and_saves_plain_weights(cli, tiny_run, tmp_path):
+    from safetensors.torch import load_file
+
+    no_dropout = ["--set", "model.dropout=0.0", "--set", "model.attention.dropout=0.0"]
+    short = ["--set", "train.steps=3", "--set", "train.log_every=1", "--set", "train.eval_every=0"]
+    short += ["--set", "task.eval_examples=20", "--set", "train.checkpoint_every=0"]
+    eager, compiled = tmp_path / "eager", tmp_path / "compiled"
+    cli("train", *tiny_run[:6], *no_dropout, *short, "--model-dir", eager)
+    cli("train", *tiny_run[:6], *no_dropout, *short, "--model-dir", compiled, "--compile")
+
+    losses = [[r["train_loss"] for r in records(folder) if "train_loss" in r] for folder in (eager, compiled)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    weights = [
+        load_file(folder / "checkpoint-00000003" / "model.safetensors") for folder in (eager, compiled)
+    ]
+    assert weights[0].keys() == weights[1].keys()  # no `_orig_mod.` prefix from the compiled wrapper
+    for name, value in weights[0].items():
+        assert (value - weights[1][name]).abs().max() < 1e-4, name
+
+
+def test_compile_refuses_a_config_that_does_not_pass_validate(cli, tiny_run, tmp_path):
+    result = cli("train", *tiny_run, "--compile", "--set", "train.batch_size=100000000", ok=False)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "error: train.compile: the config does not pass `linctl validate`:"
+    assert "train.batch_size 100000000" in lines[1] and "largest batch estimated to fit" in lines[1]
+    assert not list((tmp_path / "model").glob("checkpoint-*"))
