@@ -6,10 +6,12 @@ import typer
 
 from linctl import __version__
 from linctl.cli.bench import bench
+from linctl.cli.compile import compile_model
 from linctl.cli.errors import LinctlGroup
 from linctl.cli.evaluate import evaluate
 from linctl.cli.prepare import prepare_app
 from linctl.cli.train import train
+from linctl.cli.validate import validate
 
 app = typer.Typer(
     name="linctl",
@@ -21,8 +23,10 @@ app = typer.Typer(
 )
 app.add_typer(prepare_app, name="prepare")
 app.command("train")(train)
+app.command("validate")(validate)
 app.command("eval")(evaluate)
 app.command("bench")(bench)
+app.command("compile")(compile_model)
 
 
 def _show_version(value: bool) -> None:

@@ -79,6 +79,9 @@ RunConfigOpt = Annotated[Path, typer.Option("--config", help="YAML run config (m
 ModelDirOpt = Annotated[
     Path | None, typer.Option(help="Folder of checkpoints and metrics [default: the config's model_dir].")
 ]
+BackendOpt = Annotated[
+    str, typer.Option(help="auto (cuda when a GPU is visible, else cpu), cpu, cuda or cs (Cerebras).")
+]
 DeviceOpt = Annotated[
     str | None, typer.Option(help="auto, cpu or cuda [default: the config's train.device, auto].")
 ]

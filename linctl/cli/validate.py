@@ -6,12 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from linctl.cli.options import OverridesOpt, print_summary
+from linctl.cli.options import BackendOpt, OverridesOpt, print_summary
 from linctl.errors import ConfigError
-
-BackendOpt = Annotated[
-    str, typer.Option(help="auto (cuda when a GPU is visible, else cpu), cpu, cuda or cs (Cerebras).")
-]
 
 
 def validate(

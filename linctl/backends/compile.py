@@ -1,0 +1,399 @@
+"""Ahead-of-time compilation of a config's model: torch.export, then AOTInductor, into a package folder.
+
+The folder holds ``model.pt2`` (load it with ``torch._inductor.aoti_load_package``; call it with
+``input_ids`` (B, T) int64 and ``attention_mask`` (B, T) bool, True at real tokens, T the model's
+``max_seq_length`` and B from 1 to ``MAX_BATCH``; the package checks these shapes only when
+``AOTI_RUNTIME_CHECK_INPUTS=1`` is set), ``compile-report.json`` and ``config.yaml`` (the model
+section, so the package describes itself). The folder is written under a temporary name beside its
+final one and renamed into place when complete.
+"""
+
+import collections
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+import sysconfig
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import CodeType
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor, nn
+from torch.export import ExportedProgram
+from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+
+import linctl
+from linctl.atomic import TMP_MARK, tmp_path_for
+from linctl.backends.device import Backend
+from linctl.config.load import apply_overrides, load_config, read_yaml, validate
+from linctl.errors import ConfigError, InputError, LinctlError, OutputError
+
+MAX_BATCH = 4096  # upper bound of the dynamic batch dimension
+DEFAULT_BATCH = 8  # traced batch when neither --batch-size nor the config's train.batch_size gives one
+TOLERANCE = 1e-4  # float32: largest |compiled - eager| that --check accepts
+PACKAGE, REPORT, CONFIG = "model.pt2", "compile-report.json", "config.yaml"
+RUN_SECTIONS = ("task", "optim", "train", "model_dir")  # a file with any of these is a run config
+
+_PACKAGE_DIR = Path(linctl.__file__).resolve().parent
+_LIBRARY_DIRS = tuple(
+    Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The model a config describes, and what the config says about compiling it."""
+
+    path: Path
+    model: Any  # a ModelSpec member, e.g. EncoderModel.Config
+    batch_size: int | None  # a run config's train.batch_size
+    seed: int  # a run config's train.seed, else 0
+    output: Path  # where the package goes unless --output says otherwise
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """A finished package: its folder and the contents of its compile-report.json."""
+
+    output: Path
+    report: dict[str, Any]
+
+
+def read_source(path: Path, overrides: list[str]) -> Source:
+    """Read a run config (validated whole) or any YAML with a ``model:`` section (only that validated).
+
+    A file with a task, optim, train or model_dir section is a run config; its package defaults to
+    ``<model_dir>/compiled``. Any other file's package defaults to ``compiled/<file stem>``.
+    """
+    data = apply_overrides(read_yaml(path), overrides)
+    if any(key in data for key in RUN_SECTIONS):
+        from linctl.train.config import RunConfig  # imports the tasks: only for run configs
+
+        run = load_config(path, RunConfig, overrides)
+        return Source(Path(path), run.model, run.train.batch_size, run.train.seed, run.model_dir / "compiled")
+    if "model" not in data:
+        raise ConfigError(f"{path}: no model section; --config takes a run config or a YAML with a model:")
+    from linctl.bench.options import ModelFile
+
+    model = validate(ModelFile, {"model": data["model"]}, str(path)).model
+    return Source(Path(path), model, None, 0, Path("compiled") / Path(path).stem)
+
+
+def trace_batch(batch_size: int | None, source: Source) -> int:
+    """Return the batch size of the example inputs: --batch-size, the config's, else ``DEFAULT_BATCH``.
+
+    torch.export specialises dimensions of size 1, so a batch of 1 is traced as 2; the batch dimension
+    of the package is dynamic either way.
+    """
+    batch = batch_size or source.batch_size or DEFAULT_BATCH
+    if batch > MAX_BATCH:
+        raise ConfigError(
+            f"batch size {batch} is larger than the largest batch a package serves ({MAX_BATCH}); "
+            f"give --batch-size {MAX_BATCH} or less"
+        )
+    return max(batch, 2)
+
+
+def claim_output(output: Path, force: bool) -> None:
+    """Refuse an existing ``output`` unless ``force``; delete temporary folders a killed compile left.
+
+    Even ``force`` replaces only an earlier package or an empty folder, never another kind of folder.
+    """
+    if output.exists() and not force:
+        raise OutputError(f"{output} exists; choose another --output, or add --force to replace it")
+    if output.exists() and not (output / REPORT).is_file() and (output.is_file() or any(output.iterdir())):
+        raise OutputError(
+            f"{output} exists and is not a package of linctl compile (no {REPORT}); "
+            f"--force replaces only those: choose another --output"
+        )
+    for stray in output.parent.glob(f"{output.name}{TMP_MARK}*"):
+        _remove(stray)
+
+
+def build_model(model_cfg: Any, device: torch.device, seed: int, checkpoint: Path | None) -> nn.Module:
+    """Return the fp32 model in eval mode on ``device``: initialised from ``seed``, or a checkpoint's weights.
+
+    A checkpoint must have been written for the same model config (``linctl.train.checkpoint``).
+    """
+    from linctl.models import MODELS
+    from linctl.train import checkpoint as checkpoints
+
+    if checkpoint is not None:
+        if not Path(checkpoint).is_dir():
+            raise InputError(f"--checkpoint {checkpoint}: no such folder; give a checkpoint-NNNNNNNN folder")
+        checkpoints.check_model(checkpoint, model_cfg.model_dump(mode="json"))
+    torch.manual_seed(seed)
+    model = MODELS.build(model_cfg)
+    if checkpoint is not None:
+        checkpoints.load_weights(model, checkpoint)
+    return model.to(device=device, dtype=torch.float32).eval()
+
+
+def example_inputs(
+    batch: int, seq_len: int, vocab_size: int, device: torch.device, seed: int
+) -> tuple[Tensor, Tensor]:
+    """Return random ``input_ids`` (B, T) and ``attention_mask`` (B, T), True at real tokens.
+
+    The first sequence is full, the last half as long (when B > 1) and the others of random lengths.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(0, vocab_size, (batch, seq_len), generator=gen)  # (B, T)
+    lengths = torch.randint(1, seq_len + 1, (batch,), generator=gen)  # (B,)
+    lengths[0] = seq_len
+    if batch > 1:
+        lengths[-1] = max(1, seq_len // 2)
+    attention_mask = torch.arange(seq_len)[None, :] < lengths[:, None]  # (B, T)
+    return input_ids.to(device), attention_mask.to(device)
+
+
+def export_model(model: nn.Module, inputs: tuple[Tensor, Tensor]) -> ExportedProgram:
+    """Export ``model(input_ids, attention_mask)`` with a dynamic batch dimension and a static length.
+
+    A failure is a ConfigError naming the error and where the model's code hit it.
+    """
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    dynamic = ({0: batch}, {0: batch})
+    # torch prints the partial graph of a failed export to stderr; the one-line error replaces it.
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed):
+            exported = torch.export.export(model, inputs, dynamic_shapes=dynamic)
+    except Exception as exc:
+        if isinstance(exc, LinctlError):
+            raise
+        raise ConfigError(_export_failure(exc, model)) from exc
+    sys.stderr.write(printed.getvalue())
+    return exported
+
+
+def graph_stats(exported: ExportedProgram) -> dict[str, Any]:
+    """Return the size of an exported graph: nodes, call_function nodes and a histogram of aten ops."""
+    nodes = list(exported.graph.nodes)
+    calls = [node for node in nodes if node.op == "call_function"]
+    ops = collections.Counter(
+        str(node.target)
+        for node in calls
+        if isinstance(node.target, torch._ops.OpOverload) and node.target.namespace == "aten"
+    )
+    return {"nodes": len(nodes), "call_function": len(calls), "aten_ops": dict(ops.most_common())}
+
+
+def compile_package(exported: ExportedProgram, package: Path) -> None:
+    """AOT-compile an exported program into a ``.pt2`` package with AOTInductor."""
+    try:
+        torch._inductor.aoti_compile_and_package(
+            exported,
+            package_path=str(package),
+            # The batch dimension is traced from a size >= 2, but the code serves 1 as well: let the
+            # package's optional input checks (AOTI_RUNTIME_CHECK_INPUTS=1) accept it.
+            inductor_configs={"aot_inductor.check_lowerbound": False},
+        )
+    except Exception as exc:
+        raise ConfigError(f"AOTInductor could not compile the exported model: {_first_line(exc)}") from exc
+
+
+def check_package(package: Path, model: nn.Module, inputs: tuple[Tensor, Tensor]) -> float:
+    """Return the largest |compiled - eager| of the package and the eager model on ``inputs``."""
+    runner = torch._inductor.aoti_load_package(str(package))
+    with torch.no_grad():
+        compiled, eager = runner(*inputs), model(*inputs)  # (B, T, C) each
+    return float((compiled - eager).abs().max())
+
+
+def compile_config(
+    config: Path,
+    overrides: list[str],
+    backend: Backend,
+    *,
+    output: Path | None = None,
+    force: bool = False,
+    check: bool = False,
+    batch_size: int | None = None,
+    checkpoint: Path | None = None,
+    progress: Callable[[str], None] = lambda stage: None,
+) -> CompileResult:
+    """Compile a config's model for ``backend`` into a package folder; see the module docstring.
+
+    Args:
+        progress: called with each stage's name as it starts.
+    """
+    source = read_source(config, overrides)
+    target = Path(output) if output is not None else source.output
+    claim_output(target, force)
+    cfg = source.model
+    batch = trace_batch(batch_size, source)
+    times: dict[str, float] = {}
+
+    with _stage("build", times, progress):
+        model = build_model(cfg, backend.device, source.seed, checkpoint)
+    inputs = example_inputs(batch, cfg.max_seq_length, cfg.vocab_size, backend.device, source.seed)
+    tmp = tmp_path_for(target)
+    _remove(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            with _stage("export", times, progress):
+                exported = export_model(model, inputs)
+            with _stage("compile", times, progress):
+                compile_package(exported, tmp / PACKAGE)
+            checked = None
+            if check:
+                with _stage("check", times, progress):
+                    checked = _check(tmp / PACKAGE, model, cfg, backend.device, batch, source.seed)
+        report = {
+            "linctl": linctl.__version__,
+            "torch": torch.__version__,
+            "backend": backend.name,
+            "compile_path": backend.compile_path,
+            "config": str(config),
+            "overrides": list(overrides),
+            "weights": f"checkpoint {checkpoint}" if checkpoint else f"initialised with seed {source.seed}",
+            "dtype": "float32",
+            "model": cfg.model_dump(mode="json"),
+            "inputs": {
+                "input_ids": {"shape": list(inputs[0].shape), "dtype": "int64"},
+                "attention_mask": {"shape": list(inputs[1].shape), "dtype": "bool"},
+            },
+            "dynamic_dims": {
+                "batch": {"min": 1, "max": MAX_BATCH, "inputs": {"input_ids": 0, "attention_mask": 0}}
+            },
+            "stage_s": times,
+            "graph": graph_stats(exported),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "package": {"file": PACKAGE, "bytes": (tmp / PACKAGE).stat().st_size},
+            "check": checked,
+            "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+        }
+        if checked is not None and not checked["passed"]:
+            raise OutputError(
+                f"--check: the compiled model differs from eager by {checked['max_abs_diff']:.3g} "
+                f"(tolerance {TOLERANCE:g} for float32) on a batch of {checked['batch']}; "
+                f"no package was written"
+            )
+        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (tmp / CONFIG).write_text(
+            yaml.safe_dump({"model": cfg.model_dump(mode="json")}, sort_keys=False), encoding="utf-8"
+        )
+        _install(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+    return CompileResult(target, report)
+
+
+def _check(
+    package: Path, model: nn.Module, cfg: Any, device: torch.device, traced: int, seed: int
+) -> dict[str, Any]:
+    """Compare package and eager model on a padded batch of another size than the traced one."""
+    batch = 3 if traced != 3 else 5  # small, odd, and not the traced size: exercises the dynamic batch
+    inputs = example_inputs(batch, cfg.max_seq_length, cfg.vocab_size, device, seed + 1)  # not the traced
+    diff = check_package(package, model, inputs)
+    return {"batch": batch, "max_abs_diff": diff, "tolerance": TOLERANCE, "passed": diff <= TOLERANCE}
+
+
+@contextlib.contextmanager
+def _stage(name: str, times: dict[str, float], progress: Callable[[str], None]) -> Iterator[None]:
+    progress(name)
+    start = time.perf_counter()
+    yield
+    times[name] = round(time.perf_counter() - start, 3)
+
+
+def _install(tmp: Path, target: Path) -> None:
+    """Rename the finished ``tmp`` folder to ``target``, replacing what is there."""
+    old = target.with_name(f"{target.name}{TMP_MARK}old-{os.getpid()}")
+    if target.exists() or target.is_symlink():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    _remove(old)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _export_failure(exc: BaseException, model: nn.Module) -> str:
+    """Say at which line of the model, in which module class, an export failed and what went wrong."""
+    if isinstance(exc, GuardOnDataDependentSymNode):
+        what = (
+            "data-dependent control flow (Python branches on a tensor's value; use torch.where or "
+            "torch.cond instead)"
+        )
+    else:
+        what = f"{type(exc).__name__}: {_first_line(exc)}"
+    where = ""
+    frame = _user_frame(exc)
+    if frame is not None:
+        owners = _module_classes(model, frame)
+        where = f" at {_shown(frame.filename)}:{frame.lineno} in {frame.name}"
+        where += f" ({' / '.join(owners)})" if owners else ""
+    return f"torch.export cannot trace the model{where}: {what}"
+
+
+def _user_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """Return the innermost frame inside linctl, else the innermost outside torch and the libraries.
+
+    torch attaches the traced code's stack as ``real_stack`` when tracing went through Dynamo; the
+    traceback holds it otherwise. Frames of this module are the export call, not the model.
+    """
+    stacks = [list(getattr(exc, "real_stack", None) or []), traceback.extract_tb(exc.__traceback__)]
+    here = str(Path(__file__).resolve())
+    for wanted in (_in_linctl, _is_user):
+        for stack in stacks:
+            hits = [f for f in stack if wanted(f.filename) and str(Path(f.filename).resolve()) != here]
+            if hits:
+                return hits[-1]
+    return None
+
+
+def _in_linctl(filename: str) -> bool:
+    return _is_file(filename) and Path(filename).resolve().is_relative_to(_PACKAGE_DIR)
+
+
+def _is_user(filename: str) -> bool:
+    path = Path(filename).resolve()
+    return _is_file(filename) and not any(path.is_relative_to(folder) for folder in _LIBRARY_DIRS)
+
+
+def _is_file(filename: str) -> bool:
+    """Tell source files from <string>, <frozen ...>: code torch generates or the interpreter's own."""
+    return not filename.startswith("<")
+
+
+def _shown(filename: str) -> str:
+    path = Path(filename).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def _module_classes(model: nn.Module, frame: traceback.FrameSummary) -> list[str]:
+    """Return the classes of ``model``'s modules whose method (own or inherited) holds ``frame``'s line."""
+    found = []
+    for cls in dict.fromkeys(type(module) for module in model.modules()):
+        for klass in cls.__mro__:
+            code = getattr(klass.__dict__.get(frame.name), "__code__", None)
+            if code is not None and _holds(code, frame):
+                found.append(cls.__name__)
+                break
+    return found
+
+
+def _holds(code: CodeType, frame: traceback.FrameSummary) -> bool:
+    same_file = Path(code.co_filename).resolve() == Path(frame.filename).resolve()
+    return same_file and any(line == frame.lineno for *_, line in code.co_lines())
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
