@@ -29,6 +29,7 @@ class LiveMemory(TorchDispatchMode):
         super().__init__()
         self.young: dict[int, tuple[StorageWeakRef, int, int]] = {}  # cdata -> (ref, bytes, op index)
         self.old: dict[int, tuple[StorageWeakRef, int, int]] = {}
+        self.pinned: set[int] = set()  # storages counted once and never checked again
         self.live = 0  # bytes registered and not yet seen freed: exact after a full sweep
         self.peak = 0
         self.ops = 0
@@ -60,6 +61,7 @@ class LiveMemory(TorchDispatchMode):
         """Take the storages alive now as outliving what follows (weights, optimizer state): counted, no
         longer checked, so that a step's cost does not grow with the model's parameter count."""
         self.settle()
+        self.pinned.update(self.young, self.old)
         self.young.clear()
         self.old.clear()
 
@@ -70,6 +72,8 @@ class LiveMemory(TorchDispatchMode):
 
     def _register(self, storage: torch.UntypedStorage) -> None:
         ref = StorageWeakRef(storage)
+        if ref.cdata in self.pinned:  # a view of a weight, or an in-place update of one
+            return
         for table in (self.young, self.old):
             known = table.get(ref.cdata)
             if known is not None:
