@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -68,7 +68,7 @@ def validate(schema: type[M], data: Mapping[str, Any], source: str, names: Mappi
     try:
         return schema.model_validate(dict(data))
     except ValidationError as exc:
-        problems = [line for err in exc.errors() for line in _describe(err, schema, names).splitlines()]
+        problems = [line for err in exc.errors() for line in _describe(err, schema, names, data).splitlines()]
         prefix = f"{source}: " if source else ""
         raise ConfigError("\n".join(prefix + p for p in problems)) from None
 
@@ -78,8 +78,10 @@ def load_config(path: Path, schema: type[M], overrides: Iterable[str] = ()) -> M
     return validate(schema, apply_overrides(read_yaml(path), overrides), str(path))
 
 
-def _describe(err: Mapping[str, Any], schema: type[BaseModel], names: Mapping[str, str]) -> str:
-    loc = [str(part) for part in err["loc"]]
+def _describe(
+    err: Mapping[str, Any], schema: type[BaseModel], names: Mapping[str, str], data: Mapping[str, Any]
+) -> str:
+    loc = _without_tags(err["loc"], data)
     msg = err["msg"].removeprefix("Value error, ")
     if not loc:  # a check across fields: its message names them
         return msg
@@ -95,15 +97,45 @@ def _describe(err: Mapping[str, Any], schema: type[BaseModel], names: Mapping[st
     return f"{key} = {err['input']!r}: {msg}"
 
 
+def _without_tags(loc: tuple[Any, ...], data: Any) -> list[str]:
+    """Drop the ``kind`` tags pydantic adds to the location inside a discriminated union (model.encoder.x)."""
+    shown, node = [], data
+    for part in loc:
+        if isinstance(node, Mapping) and part not in node and node.get("kind") == part:
+            continue
+        shown.append(str(part))
+        if isinstance(node, Mapping):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return shown
+
+
 def _allowed_keys(schema: type[BaseModel], parent: tuple[Any, ...]) -> list[str]:
     model: Any = schema
+    kinds: dict[str, type[BaseModel]] = {}  # the members of a discriminated union, by kind
     for part in parent:
+        if part in kinds:  # the tag pydantic puts after a discriminated union's field
+            model, kinds = kinds[part], {}
+            continue
         field = model.model_fields.get(part) if isinstance(part, str) else None
         annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            continue
+        kinds = {m.model_fields["kind"].default: m for m in _members(annotation) if "kind" in m.model_fields}
+        if not kinds:
             return ["(see the schema)"]
-        model = annotation
-    return sorted(model.model_fields)
+    return ["(see the schema)"] if kinds else sorted(model.model_fields)
+
+
+def _members(annotation: Any) -> list[type[BaseModel]]:
+    found = []
+    for arg in get_args(annotation):
+        found += [arg] if isinstance(arg, type) and issubclass(arg, BaseModel) else _members(arg)
+    return found
 
 
 def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:

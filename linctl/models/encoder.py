@@ -28,26 +28,22 @@ class MlmHead(nn.Module):
         return self.decoder(self.norm(nn.functional.gelu(self.dense(x))))
 
 
-class EncoderModel(nn.Module):
-    """Embeddings, ``n_layers`` bidirectional blocks and an MLM head."""
+class Encoder(nn.Module):
+    """Embeddings and ``n_layers`` bidirectional blocks: the body every encoder-based model shares.
 
-    class Config(ModelConfig):
-        kind: Literal["encoder"] = "encoder"
-        vocab_size: PositiveInt
-        segment_vocab_size: NonNegativeInt = 2  # 0: no segment embedding (RoBERTa, Cerebras Linformer)
+    Subclasses add their heads; the body's parameter names (``embeddings.*``, ``blocks.*``) stay the same
+    in every one, so one model's checkpoint initialises another's body.
+    """
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: ModelConfig, vocab_size: int, segment_vocab_size: int) -> None:
         super().__init__()
         self.cfg = cfg
         self.embeddings = Embeddings(
-            cfg.vocab_size, cfg.d_model, cfg.max_seq_length, cfg.segment_vocab_size, cfg.layer_norm_eps,
-            cfg.dropout,
-        )  # fmt: skip
+            vocab_size, cfg.d_model, cfg.max_seq_length, segment_vocab_size, cfg.layer_norm_eps, cfg.dropout
+        )
         self.blocks = build_blocks(cfg)
         self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.norm_first else None
         self.apply(init_bert)
-        self.mlm = MlmHead(cfg.d_model, cfg.layer_norm_eps, self.embeddings.tokens)
-        self.mlm.apply(init_bert)
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, segment_ids: Tensor | None = None
@@ -62,6 +58,20 @@ class EncoderModel(nn.Module):
         for block in self.blocks:
             x = block(x, attention_mask)
         return x if self.final_norm is None else self.final_norm(x)
+
+
+class EncoderModel(Encoder):
+    """The encoder with an MLM head."""
+
+    class Config(ModelConfig):
+        kind: Literal["encoder"] = "encoder"
+        vocab_size: PositiveInt
+        segment_vocab_size: NonNegativeInt = 2  # 0: no segment embedding (RoBERTa, Cerebras Linformer)
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg, cfg.vocab_size, cfg.segment_vocab_size)
+        self.mlm = MlmHead(cfg.d_model, cfg.layer_norm_eps, self.embeddings.tokens)
+        self.mlm.apply(init_bert)
 
     def mlm_logits(self, hidden: Tensor, positions: Tensor) -> Tensor:
         """Return vocabulary logits (B, P, V) at ``positions`` (B, P) of ``hidden`` (B, T, C)."""
