@@ -14,10 +14,12 @@ from linctl.cli.options import (
     build_options,
     print_summary,
 )
-from linctl.config.schema import MlmOptions, VocabOptions, WikicorpusOptions
+from linctl.config.schema import GlueOptions, MlmOptions, VocabOptions, WikicorpusOptions
 
 # The schemas' defaults, so that --help shows what a run will use.
-_WIKI, _VOCAB, _MLM = (schema.model_construct() for schema in (WikicorpusOptions, VocabOptions, MlmOptions))
+_WIKI, _VOCAB, _MLM, _GLUE = (
+    schema.model_construct() for schema in (WikicorpusOptions, VocabOptions, MlmOptions, GlueOptions)
+)
 
 prepare_app = typer.Typer(help="Turn raw corpora into training data.", no_args_is_help=True)
 
@@ -141,3 +143,44 @@ def mlm(
 
     summary = prepare_mlm(options)
     print_summary(f"prepare mlm → {options.output_dir}", summary)
+
+
+@prepare_app.command("glue")
+def glue(
+    ctx: typer.Context,
+    task: Annotated[
+        str | None,
+        typer.Option(help="CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE or WNLI (any case). Required."),
+    ] = None,
+    input: Annotated[
+        Path | None,
+        typer.Option(
+            help="The task's folder: GLUE TSVs, STS Benchmark CSVs, RTE/MNLI JSONL or CoLA raw/. Required."
+        ),
+    ] = None,
+    vocab_file: Annotated[Path | None, typer.Option(help="WordPiece vocab.txt. Required.")] = None,
+    max_seq_length: Annotated[
+        int, typer.Option(help="Tokens per example, [CLS] and [SEP] included; pairs are cut longest-first.")
+    ] = _GLUE.max_seq_length,
+    do_lower_case: Annotated[
+        bool, typer.Option(help="Lower-case input: for uncased vocabularies.")
+    ] = _GLUE.do_lower_case,
+    format: Annotated[
+        str, typer.Option(help="Input layout: auto (from the files there), glue, sts-csv, jsonl, cola-raw.")
+    ] = _GLUE.format,
+    splits: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated splits to prepare, e.g. dev,test [default: all found]."),
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Folder that gets one shard folder per split. Required.")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: OverridesOpt = None,
+) -> None:
+    """GLUE task to BERT classifier features: [CLS] A [SEP] (B [SEP]) shards, one folder per split."""
+    options = build_options(ctx, GlueOptions, config, set_)
+    from linctl.data.glue_features import prepare_glue
+
+    summary = prepare_glue(options)
+    print_summary(f"prepare glue → {options.output_dir}", summary)

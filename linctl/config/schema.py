@@ -4,7 +4,17 @@ import os
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+from linctl.data.sources.glue import FORMATS, task_named
 
 
 def default_workers() -> int:
@@ -100,7 +110,40 @@ class MlmOptions(Strict):
         return self
 
 
+class GlueOptions(Strict):
+    """`linctl prepare glue`: a GLUE task's splits to BERT classifier features as Arrow shards."""
+
+    task: str
+    input: Path
+    vocab_file: Path
+    output_dir: Path
+    max_seq_length: int = Field(128, ge=5, le=65_536)
+    do_lower_case: bool = False
+    format: str = "auto"
+    splits: list[str] | None = Field(None, min_length=1)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        return task_named(value).name
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in ("auto", *FORMATS):
+            raise ValueError(f"unknown input format; choose auto, {', '.join(FORMATS)}")
+        return value
+
+    @field_validator("splits", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
 CONFIG_SCHEMAS: dict[str, type[Strict]] = {
+    "prepare-glue": GlueOptions,
     "prepare-mlm": MlmOptions,
     "prepare-wikicorpus": WikicorpusOptions,
     "prepare-vocab": VocabOptions,
