@@ -1,5 +1,6 @@
 """`linctl train`: train a model from a YAML run config, resuming where its model folder left off."""
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,16 +26,27 @@ def train(
         bool,
         typer.Option("--compile", help="torch.compile the training step, once `linctl validate` passes."),
     ] = False,
+    init_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="Pretrained weights for a fresh run: a linctl checkpoint or a Hugging Face BERT folder."
+        ),
+    ] = None,
 ) -> None:
     """Train a model from a YAML config; resume when the model folder has checkpoints."""
     from linctl.train.config import RunConfig
     from linctl.train.loop import train as run_training
 
     overrides = run_overrides(set_, model_dir, device) + (["train.compile=true"] if compile_ else [])
+    overrides += [f"train.init_checkpoint={init_checkpoint}"] if init_checkpoint is not None else []
     cfg = load_config(config, RunConfig, overrides)
     result = run_training(cfg)
     if result.resumed_from:
         console.print(f"resumed from step {result.resumed_from:,}")
+    if result.warm_start is not None:
+        started = result.warm_start
+        fresh = f"; initialised afresh: {', '.join(started.fresh)}" if started.fresh else ""
+        console.print(f"started from {started.source}: {started.loaded} tensors{fresh}", soft_wrap=True)
     rows: dict[str, object] = {"steps": result.steps, "model folder": str(result.model_dir)}
     rows["checkpoint"] = str(result.checkpoint)
     rows.update({f"train {key}": value for key, value in result.train.items()})

@@ -29,6 +29,7 @@ class LoopOptions(Strict):
     deterministic: bool = False  # torch.use_deterministic_algorithms
     device: DeviceName = "auto"
     compile: bool = False  # torch.compile the training step, after `linctl validate`'s checks pass
+    init_checkpoint: Path | None = None  # pretrained weights for a fresh run: linctl or Hugging Face BERT
 
 
 class RunConfig(Strict):

@@ -17,6 +17,7 @@ from linctl.train import checkpoint
 from linctl.train.config import RunConfig
 from linctl.train.logging import MetricsLog, TrainProgress
 from linctl.train.optim import build_optimizer, learning_rate
+from linctl.train.warm_start import WarmStart, warm_start
 
 
 class TrainingError(LinctlError):
@@ -31,6 +32,7 @@ class TrainResult:
     steps: int
     resumed_from: int  # 0 for a fresh run
     checkpoint: Path | None
+    warm_start: WarmStart | None = None  # the pretrained weights a fresh run started from
     eval: dict[str, float] = field(default_factory=dict)
     train: dict[str, float] = field(default_factory=dict)  # metrics of the last logging window
     tokens_per_s: float = 0.0
@@ -55,6 +57,9 @@ def train(cfg: RunConfig) -> TrainResult:
     if opts.compile:
         _preflight(cfg, device)
     model = MODELS.build(cfg.model).to(device)
+    started = None
+    if resume is None and opts.init_checkpoint is not None:
+        started = warm_start(model, opts.init_checkpoint, task.files().get("vocab.txt"))
     # batches differ in length (bucketing): one shape-generic program instead of a recompile per length
     stepping = torch.compile(model, dynamic=True) if opts.compile else model  # shares ``model``'s weights
     optimizer = build_optimizer(model, cfg.optim)
@@ -73,7 +78,7 @@ def train(cfg: RunConfig) -> TrainResult:
             f"fewer than one batch of train.batch_size {opts.batch_size}"
         )
     config_dump = cfg.model_dump(mode="json")
-    result = TrainResult(model_dir, step, step, resume)
+    result = TrainResult(model_dir, step, step, resume, started)
     log = MetricsLog(model_dir, step)
     window = _Window()
     model.train()

@@ -1,0 +1,214 @@
+"""Sentence (pair) classification and regression on `prepare glue` shards: cross-entropy or MSE,
+scored with the task's GLUE metrics."""
+
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import PositiveInt
+from torch import Tensor, nn
+
+from linctl.backends.device import Precision, autocast
+from linctl.data.loader import eval_batches
+from linctl.data.ragged import Ragged
+from linctl.data.shards import ShardSet
+from linctl.data.tokenizer import load_vocab
+from linctl.errors import ConfigError, InputError
+from linctl.eval.glue import glue_metrics
+from linctl.models import MODELS
+from linctl.models.layers import ModelConfig
+from linctl.tasks.base import Batch, Task, TaskConfig
+
+KIND = "glue"  # the manifest kind `prepare glue` writes
+
+
+class ClassificationTask(Task):
+    """Labels from the [CLS] state: cross-entropy over ``num_labels`` classes, or MSE for one score."""
+
+    class Config(TaskConfig):
+        kind: Literal["classification"] = "classification"
+        train_dir: Path | None = None  # a split folder of `linctl prepare glue` output
+        eval_dir: Path | None = None  # None: no evaluation
+        eval_examples: PositiveInt | None = None  # evaluate on the first N examples only
+        verify_shards: bool = True
+
+    def __init__(self, cfg: Config, model: ModelConfig, seed: int) -> None:
+        if not hasattr(MODELS.cls(model), "classify"):
+            raise ConfigError(
+                f"task classification needs a model with a classifier head (classifier), not {model.kind}"
+            )
+        self.cfg, self.model_cfg, self.seed = cfg, model, seed
+
+    @functools.cached_property
+    def _train(self) -> ShardSet:
+        return self._open(self.cfg.train_dir, "task.train_dir")
+
+    @functools.cached_property
+    def _eval(self) -> ShardSet:
+        return self._open(self.cfg.eval_dir, "task.eval_dir")
+
+    def _open(self, folder: Path | None, key: str) -> ShardSet:
+        shards, problems = self._inspect(folder, key)
+        if shards is None or problems:
+            raise InputError("\n".join(problems))
+        return shards
+
+    def _inspect(self, folder: Path | None, key: str) -> tuple[ShardSet | None, list[str]]:
+        """Open ``folder``'s shards; return them (None if unreadable) and every mismatch with the model."""
+        if folder is None:
+            return None, [f"{key} is not set: give a split folder of `linctl prepare glue` output"]
+        if not Path(folder).is_dir():
+            return None, [f"{key} {folder}: no such folder"]
+        try:
+            shards = ShardSet(folder, verify=self.cfg.verify_shards)
+        except InputError as exc:
+            return None, [f"{key}: {exc}"]
+        if shards.manifest.get("kind") != KIND:
+            kind = shards.manifest.get("kind")
+            return None, [f"{key} {folder}: holds {kind!r} output, not `prepare glue` shards"]
+        opts: dict[str, Any] = shards.manifest["options"]
+        model = self.model_cfg
+        problems = []
+        if "labels" not in shards.features:
+            problems.append(
+                f"{key} {folder}: the {opts['split']} split has no labels (a test set: use --predict)"
+            )
+        if opts["max_seq_length"] > model.max_seq_length:
+            problems.append(
+                f"{key} {folder}: examples are up to {opts['max_seq_length']} tokens but "
+                f"model.max_seq_length is {model.max_seq_length}; prepare with --max-seq-length "
+                f"{model.max_seq_length} or less"
+            )
+        if opts["num_labels"] != model.num_labels:  # type: ignore[attr-defined]
+            what = "a regression score" if opts["regression"] else f"{opts['num_labels']} labels"
+            problems.append(
+                f"{key} {folder}: {opts['task']} has {what} but model.num_labels is "
+                f"{model.num_labels}; set model.num_labels: {opts['num_labels']}"  # type: ignore[attr-defined]
+            )
+        vocab_file = Path(opts["vocab_file"])
+        if not vocab_file.is_file():
+            return shards, [*problems, f"{key} {folder}: the shards' vocabulary {vocab_file} is gone"]
+        size = len(load_vocab(vocab_file, opts["do_lower_case"]).ids)
+        if size != model.vocab_size:  # type: ignore[attr-defined]
+            problems.append(
+                f"{key} {folder}: shards use a vocabulary of {size} tokens ({vocab_file}) but "
+                f"model.vocab_size is {model.vocab_size}; set model.vocab_size: {size}"  # type: ignore[attr-defined]
+            )
+        return shards, problems
+
+    def problems(self) -> list[str]:
+        _, problems = self._inspect(self.cfg.train_dir, "task.train_dir")
+        if self.cfg.eval_dir is not None:
+            problems += self._inspect(self.cfg.eval_dir, "task.eval_dir")[1]
+        return problems
+
+    @property
+    def regression(self) -> bool:
+        return self.model_cfg.num_labels == 1  # type: ignore[attr-defined]
+
+    @functools.cached_property
+    def train_lengths(self) -> np.ndarray:
+        return Ragged.from_arrow(self._train.table.column("input_ids")).lengths
+
+    @functools.cached_property
+    def eval_lengths(self) -> np.ndarray:
+        if self.cfg.eval_dir is None:
+            return np.zeros(0, dtype=np.int64)
+        lengths = Ragged.from_arrow(self._eval.table.column("input_ids")).lengths
+        return lengths[: self.cfg.eval_examples] if self.cfg.eval_examples else lengths
+
+    @functools.cached_property
+    def _pad_id(self) -> int:
+        opts = self._train.manifest["options"] if self.cfg.train_dir else self._eval.manifest["options"]
+        return load_vocab(Path(opts["vocab_file"]), opts["do_lower_case"]).pad_id
+
+    def train_batch(self, indices: np.ndarray, index: int) -> Batch:
+        return _collate(self._train, indices, self.regression, self._pad_id)
+
+    def eval_batch(self, indices: np.ndarray, index: int) -> Batch:
+        return _collate(self._eval, indices, self.regression, self._pad_id)
+
+    def example_batch(self, batch_size: int) -> Batch:
+        T = self.model_cfg.max_seq_length
+        vocab = self.model_cfg.vocab_size  # type: ignore[attr-defined]
+        labels = torch.rand(batch_size) if self.regression else torch.randint(0, 2, (batch_size,))
+        return {
+            "input_ids": torch.randint(0, vocab, (batch_size, T)),  # (B, T)
+            "attention_mask": torch.ones(batch_size, T, dtype=torch.bool),
+            "segment_ids": torch.zeros(batch_size, T, dtype=torch.long),
+            "labels": labels,  # (B,)
+        }
+
+    def logits(self, model: nn.Module, batch: Batch) -> Tensor:
+        """Return (B, num_labels) outputs of ``model`` on ``batch``."""
+        hidden = model(batch["input_ids"], batch["attention_mask"], batch["segment_ids"])  # (B, T, C)
+        return model.classify(hidden).float()
+
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        return self._score(self.logits(model, batch), batch["labels"])
+
+    def _score(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        if self.regression:
+            losses = F.mse_loss(logits[:, 0], labels.float(), reduction="none")
+            correct = torch.zeros(())
+        else:
+            losses = F.cross_entropy(logits, labels, reduction="none")
+            correct = (logits.argmax(-1) == labels).sum()
+        count = torch.tensor(float(len(labels)))
+        sums = {"loss_sum": losses.sum().detach(), "correct": correct.detach(), "count": count}
+        return losses.mean(), sums
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        count = max(sums.get("count", 0.0), 1.0)
+        summary = {"loss": sums.get("loss_sum", 0.0) / count}
+        if not self.regression:
+            summary["accuracy"] = sums.get("correct", 0.0) / count
+        return summary
+
+    def evaluate(
+        self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision
+    ) -> dict[str, float]:
+        """Return the loss and the task's GLUE metrics over every evaluation example."""
+        if not len(self.eval_lengths):
+            return {}
+        predictions, labels, sums = self._predict(model, device, batch_size, precision)
+        opts = self._eval.manifest["options"]
+        return {"loss": sums / len(labels), **glue_metrics(opts["task"], predictions, labels, opts["split"])}
+
+    def _predict(
+        self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        was_training = model.training
+        model.eval()
+        predictions, labels, loss_sum = [], [], 0.0
+        with torch.no_grad():
+            for index, indices in enumerate(eval_batches(self.eval_lengths, batch_size)):
+                batch = {key: value.to(device) for key, value in self.eval_batch(indices, index).items()}
+                with autocast(device, precision):
+                    logits = self.logits(model, batch)
+                _, sums = self._score(logits, batch["labels"])
+                loss_sum += float(sums["loss_sum"])
+                predictions.append(logits[:, 0] if self.regression else logits.argmax(-1))
+                labels.append(batch["labels"])
+        model.train(was_training)
+        return torch.cat(predictions).cpu().numpy(), torch.cat(labels).cpu().numpy(), loss_sum
+
+    def files(self) -> dict[str, Path]:
+        return {"vocab.txt": Path(self._train.manifest["options"]["vocab_file"])}
+
+
+def _collate(shards: ShardSet, indices: np.ndarray, regression: bool, pad_id: int) -> Batch:
+    """Pad (B, T) token and segment ids to the batch's longest example; labels (B,)."""
+    rows = shards.table.take(np.asarray(indices, dtype=np.int64))
+    ids, segments = (Ragged.from_arrow(rows.column(name)) for name in ("input_ids", "segment_ids"))
+    real = Ragged(np.ones(len(ids.values), dtype=bool), ids.offsets)
+    labels = rows.column("labels").to_numpy()
+    return {
+        "input_ids": torch.from_numpy(ids.padded(pad_id).astype(np.int64)),  # (B, T)
+        "segment_ids": torch.from_numpy(segments.padded(0).astype(np.int64)),
+        "attention_mask": torch.from_numpy(real.padded(False)),
+        "labels": torch.from_numpy(labels.astype(np.float32 if regression else np.int64)),  # (B,)
+    }

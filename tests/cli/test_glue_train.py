@@ -1,0 +1,59 @@
+"""Fine-tuning the classifier on real SST-2 and STS-B shards: train, validate and eval through the CLI."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "configs" / "glue" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def glue_shards(tmp_path_factory, data_dir, cli) -> Path:
+    """SST-2 train and dev, and STS-B train and dev, cut at 64 tokens with BERT's uncased vocabulary."""
+    root = tmp_path_factory.mktemp("glue")
+    vocab = data_dir / "bert-vocab" / "bert-base-uncased-vocab.txt"
+    for task in ("SST-2", "STS-B"):
+        cli("prepare", "glue", "--task", task, "--input", data_dir / "glue" / task, "--vocab-file", vocab,
+            "--do-lower-case", "--max-seq-length", 64, "--splits", "train,dev",
+            "--output-dir", root / task)  # fmt: skip
+    return root
+
+
+def run_args(shards: Path, task: str, model_dir: Path) -> list[object]:
+    return ["--config", TINY, "--set", f"task.train_dir={shards / task / 'train'}",
+            "--set", f"task.eval_dir={shards / task / 'dev'}", "--model-dir", model_dir]  # fmt: skip
+
+
+def test_sst2_trains_and_evaluates_with_accuracy(cli, glue_shards, tmp_path):
+    model_dir = tmp_path / "sst2"
+    cli("train", *run_args(glue_shards, "SST-2", model_dir))
+    newest = model_dir / "checkpoint-00000012"
+    assert (newest / "vocab.txt").is_file()
+    cli("eval", *run_args(glue_shards, "SST-2", model_dir))
+    metrics = json.loads((newest / "eval.json").read_text())
+    assert metrics["task"] == "classification" and metrics["step"] == 12
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["loss"] > 0
+
+    again = cli("train", *run_args(glue_shards, "SST-2", tmp_path / "again"), "--init-checkpoint", newest)
+    assert f"started from {newest}: " in again.stdout and "afresh" not in again.stdout
+
+
+def test_stsb_is_a_regression_with_correlations(cli, glue_shards, tmp_path):
+    model_dir = tmp_path / "stsb"
+    cli("train", *run_args(glue_shards, "STS-B", model_dir), "--set", "model.num_labels=1")
+    cli("eval", *run_args(glue_shards, "STS-B", model_dir), "--set", "model.num_labels=1")
+    metrics = json.loads((model_dir / "checkpoint-00000012" / "eval.json").read_text())
+    assert set(metrics) >= {"loss", "pearson", "spearman"} and "accuracy" not in metrics
+    assert -1.0 <= metrics["pearson"] <= 1.0 and -1.0 <= metrics["spearman"] <= 1.0
+
+
+def test_validate_names_a_label_count_that_does_not_fit(cli, glue_shards, tmp_path):
+    result = cli("validate", *run_args(glue_shards, "STS-B", tmp_path / "m")[:6], ok=False)
+    assert result.exit_code == 2
+    problems = result.stderr.strip().splitlines()[1:]
+    assert len(problems) == 2  # train and dev, each named
+    for problem, split in zip(problems, ("train", "dev"), strict=True):
+        assert f"STS-B/{split}" in problem and "a regression score" in problem
+        assert "model.num_labels is 2; set model.num_labels: 1" in problem

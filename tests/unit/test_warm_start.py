@@ -1,0 +1,72 @@
+"""Starting a classifier from pretrained weights: a linctl MLM checkpoint or a Hugging Face BERT folder."""
+
+import shutil
+
+import pytest
+import torch
+from pydantic import TypeAdapter
+from safetensors.torch import save_model
+
+from linctl.errors import InputError
+from linctl.models import MODELS, ModelSpec
+from linctl.train.warm_start import warm_start
+
+SIZES = dict(
+    vocab_size=101, d_model=36, n_heads=3, n_layers=2, d_ff=53, max_seq_length=40, layer_norm_eps=1e-12
+)
+
+
+def build(kind: str, **kw):
+    return MODELS.build(TypeAdapter(ModelSpec).validate_python({"kind": kind, **SIZES, **kw})).eval()
+
+
+def test_an_mlm_checkpoint_gives_the_body_and_leaves_the_heads_fresh(tmp_path):
+    torch.manual_seed(0)
+    pretrained = build("encoder")
+    save_model(pretrained, str(tmp_path / "model.safetensors"))
+    classifier = build("classifier", num_labels=3)
+    started = warm_start(classifier, tmp_path, data_vocab=None)
+    assert started.fresh == ["pooler.weight", "pooler.bias", "head.weight", "head.bias"]
+    assert started.ignored and all(name.startswith("mlm.") for name in started.ignored)
+    ids = torch.randint(0, 101, (3, 40))
+    assert torch.equal(pretrained(ids), classifier(ids))
+
+
+def test_a_hugging_face_bert_brings_its_pooler_and_vocabulary(tmp_path, data_dir):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        vocab_size=101, hidden_size=36, num_attention_heads=3, num_hidden_layers=2, intermediate_size=53,
+        max_position_embeddings=40, type_vocab_size=2,
+    )  # fmt: skip
+    torch.manual_seed(1)
+    bert = transformers.BertModel(config).eval()
+    bert.save_pretrained(tmp_path / "bert")
+    vocab = tmp_path / "bert" / "vocab.txt"
+    vocab.write_text("\n".join(f"[unused{i}]" for i in range(101)) + "\n")
+    classifier = build("classifier", num_labels=2)
+    started = warm_start(classifier, tmp_path / "bert", data_vocab=vocab)
+    assert started.fresh == ["head.weight", "head.bias"] and started.vocab == vocab
+    ids, mask = torch.randint(0, 101, (2, 40)), torch.ones(2, 40, dtype=torch.bool)
+    with torch.no_grad():
+        theirs = bert(input_ids=ids, attention_mask=mask.long()).pooler_output
+        ours = classifier.pooler(classifier(ids, mask)[:, 0]).tanh()
+    assert (theirs - ours).abs().max() < 1e-5
+
+    other = tmp_path / "other-vocab.txt"
+    shutil.copy(data_dir / "bert-vocab" / "bert-base-uncased-vocab.txt", other)
+    with pytest.raises(InputError, match=r"vocabulary .* differs from the data's"):
+        warm_start(build("classifier"), tmp_path / "bert", data_vocab=other)
+
+
+def test_tensors_that_do_not_fit_are_listed(tmp_path):
+    save_model(build("encoder"), str(tmp_path / "model.safetensors"))
+    with pytest.raises(InputError) as err:
+        warm_start(build("classifier", d_ff=64), tmp_path, data_vocab=None)
+    message = str(err.value)
+    assert message.startswith(f"--init-checkpoint {tmp_path}: its tensors do not fit the model: shapes ")
+    assert "blocks.0.ffn.up.weight (53, 36) there, (64, 36) here" in message
+
+
+def test_a_folder_that_is_no_checkpoint(tmp_path):
+    with pytest.raises(InputError, match=r"neither a linctl checkpoint .* nor a Hugging Face BERT folder"):
+        warm_start(build("classifier"), tmp_path, data_vocab=None)
