@@ -1,12 +1,22 @@
-"""`linctl eval`: metrics of a checkpoint on its task's evaluation data, as a table and JSON."""
+"""`linctl eval`: metrics of a checkpoint (or of every one) on its task's evaluation data, as a table and
+JSON; or predictions for a test set, as a GLUE submission file."""
 
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
-from linctl.cli.options import ConfigOpt, DeviceOpt, ModelDirOpt, OverridesOpt, print_summary, run_overrides
+from linctl.cli.options import (
+    ConfigOpt,
+    DeviceOpt,
+    ModelDirOpt,
+    OverridesOpt,
+    console,
+    print_summary,
+    run_overrides,
+)
 from linctl.config.load import apply_overrides, load_config, validate
 from linctl.errors import ConfigError, InputError
 
@@ -14,35 +24,87 @@ from linctl.errors import ConfigError, InputError
 def evaluate(
     config: ConfigOpt = None,
     checkpoint: Annotated[
-        Path | None, typer.Option(help="A checkpoint folder [default: the newest in the model folder].")
+        Path | None, typer.Option(help="A checkpoint folder (default: the newest in the model folder).")
     ] = None,
     model_dir: ModelDirOpt = None,
+    all_checkpoints: Annotated[
+        bool,
+        typer.Option(
+            "--all-checkpoints", help="Evaluate every checkpoint of the model folder; mark the best."
+        ),
+    ] = False,
+    predict: Annotated[
+        Path | None,
+        typer.Option(help="A `prepare glue` split folder (e.g. test) to predict, as a GLUE submission TSV."),
+    ] = None,
     set_: OverridesOpt = None,
     device: DeviceOpt = None,
-    output: Annotated[Path | None, typer.Option(help="JSON file [default: CHECKPOINT/eval.json].")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output (default: CHECKPOINT/eval.json, MODEL_DIR/eval-all.json, CHECKPOINT/TASK.tsv)."
+        ),
+    ] = None,
 ) -> None:
-    """Evaluate a checkpoint: masked-LM perplexity and accuracy for MLM runs."""
+    """Evaluate checkpoints: masked-LM perplexity for MLM runs, GLUE metrics for classifiers."""
     from linctl.atomic import write_text_atomic
-    from linctl.eval.run import evaluate_checkpoint
+    from linctl.eval.run import evaluate_checkpoints, predict_checkpoint
     from linctl.train import checkpoint as checkpoints
     from linctl.train.config import RunConfig
 
+    if all_checkpoints and (checkpoint is not None or predict is not None):
+        raise ConfigError(
+            "--all-checkpoints evaluates a model folder: give it without --checkpoint or --predict"
+        )
     overrides = run_overrides(set_, model_dir, device)
     cfg = load_config(config, RunConfig, overrides) if config else None
-    found = checkpoint
-    if found is None:
-        folder = model_dir or (cfg.model_dir if cfg else None)
-        if folder is None:
-            raise ConfigError("give --checkpoint, --model-dir or a --config whose model_dir has checkpoints")
-        found = checkpoints.latest(folder)
-        if found is None:
+    folder = model_dir or (cfg.model_dir if cfg else None)
+    if checkpoint is not None:
+        found = [checkpoint]
+    elif folder is None:
+        raise ConfigError("give --checkpoint, --model-dir or a --config whose model_dir has checkpoints")
+    else:
+        found = checkpoints.checkpoints(folder) if all_checkpoints else [checkpoints.latest(folder)]
+        if not found or found[-1] is None:
             raise InputError(f"{folder}: no complete checkpoint (checkpoint-NNNNNNNN/) to evaluate")
-    if not Path(found).is_dir():
-        raise InputError(f"--checkpoint {found}: no such folder")
+    for path in found:
+        if not Path(path).is_dir():
+            raise InputError(f"--checkpoint {path}: no such folder")
     if cfg is None:
-        saved = apply_overrides(checkpoints.read_config(found), overrides)
-        cfg = validate(RunConfig, saved, f"{found}/config.yaml: ")
-    result = evaluate_checkpoint(cfg, Path(found))
-    target = output or Path(found) / "eval.json"
-    write_text_atomic(target, json.dumps(result, indent=1) + "\n")
-    print_summary(f"eval {found} → {target}", {k: v for k, v in result.items() if k != "checkpoint"})
+        saved = apply_overrides(checkpoints.read_config(found[-1]), overrides)
+        cfg = validate(RunConfig, saved, f"{found[-1]}/config.yaml: ")
+
+    if predict is not None:
+        rows = predict_checkpoint(cfg, Path(found[0]), predict)
+        opts = json.loads((Path(predict) / "manifest.json").read_text())["options"]
+        suffix = {"test_matched": "-m", "test_mismatched": "-mm"}.get(opts["split"], "")  # GLUE's MNLI names
+        target = output or Path(found[0]) / f"{opts['task']}{suffix}.tsv"
+        write_text_atomic(target, "index\tprediction\n" + "".join(f"{i}\t{p}\n" for i, p in rows))
+        print_summary(f"predict {predict} → {target}", {"examples": len(rows), "checkpoint": str(found[0])})
+        return
+
+    results, best = evaluate_checkpoints(cfg, [Path(path) for path in found])
+    if not all_checkpoints:
+        target = output or Path(found[0]) / "eval.json"
+        write_text_atomic(target, json.dumps(results[0], indent=1) + "\n")
+        shown = {k: v for k, v in results[0].items() if k != "checkpoint"}
+        print_summary(f"eval {found[0]} → {target}", shown)
+        return
+    for result in results:
+        write_text_atomic(Path(result["checkpoint"]) / "eval.json", json.dumps(result, indent=1) + "\n")
+    target = output or Path(folder) / "eval-all.json"  # type: ignore[arg-type]
+    write_text_atomic(target, json.dumps({"best": results[best], "checkpoints": results}, indent=1) + "\n")
+    console.print(_table(results, best, f"eval {folder} → {target}"))
+
+
+def _table(results: list[dict], best: int, title: str) -> Table:
+    names = [key for key in results[0] if key not in ("checkpoint", "step", "task")]
+    table = Table(title=title, title_justify="left")
+    table.add_column("step", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_column("")
+    for index, result in enumerate(results):
+        cells = [f"{result.get(name, float('nan')):.4f}" for name in names]
+        table.add_row(f"{result['step']:,}", *cells, "best" if index == best else "")
+    return table

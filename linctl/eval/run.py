@@ -1,11 +1,13 @@
 """Evaluate a checkpoint on its task's evaluation data."""
 
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from linctl.backends.device import resolve_device
+from linctl.errors import ConfigError
 from linctl.models import MODELS
 from linctl.tasks import TASKS
 from linctl.train import checkpoint
@@ -14,12 +16,38 @@ from linctl.train.config import RunConfig
 
 def evaluate_checkpoint(cfg: RunConfig, found: Path) -> dict[str, Any]:
     """Return the step of ``found`` and its metrics on ``cfg.task``'s evaluation data."""
+    return evaluate_checkpoints(cfg, [found])[0][0]
+
+
+def evaluate_checkpoints(cfg: RunConfig, folders: list[Path]) -> tuple[list[dict[str, Any]], int]:
+    """Evaluate each checkpoint of ``folders``; return their results and the index of the best one
+    (by the task's ranking metric; the earliest among equals)."""
+    for found in folders:
+        checkpoint.check_model(found, cfg.model.model_dump(mode="json"))
+    device = resolve_device(cfg.train.device)
+    task = TASKS.build(cfg.task, cfg.model, cfg.train.seed)
+    results = []
+    for found in folders:
+        torch.manual_seed(cfg.train.seed)
+        model = MODELS.build(cfg.model).to(device)
+        checkpoint.load_weights(model, found)
+        metrics = task.evaluate(model, device, cfg.train.eval_batch_size, cfg.train.precision)
+        step = checkpoint.read_state(found)["step"]
+        results.append({"checkpoint": str(found), "step": step, "task": cfg.task.kind, **metrics})
+    metric, higher = task.ranking()
+    scores = [result.get(metric, math.nan) for result in results]
+    ranked = [i for i in range(len(scores)) if not math.isnan(scores[i])] or [0]
+    best = (max if higher else min)(ranked, key=lambda i: scores[i])
+    return results, best
+
+
+def predict_checkpoint(cfg: RunConfig, found: Path, split: Path) -> list[tuple[int, str]]:
+    """Return (index, prediction) for every example of the shard folder ``split``."""
     checkpoint.check_model(found, cfg.model.model_dump(mode="json"))
     device = resolve_device(cfg.train.device)
-    torch.manual_seed(cfg.train.seed)
     task = TASKS.build(cfg.task, cfg.model, cfg.train.seed)
+    if not hasattr(task, "predict"):
+        raise ConfigError(f"--predict: task {cfg.task.kind} makes no predictions to submit")
     model = MODELS.build(cfg.model).to(device)
     checkpoint.load_weights(model, found)
-    metrics = task.evaluate(model, device, cfg.train.eval_batch_size, cfg.train.precision)
-    step = checkpoint.read_state(found)["step"]
-    return {"checkpoint": str(found), "step": step, "task": cfg.task.kind, **metrics}
+    return task.predict(model, device, cfg.train.eval_batch_size, cfg.train.precision, split)

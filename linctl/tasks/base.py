@@ -71,6 +71,10 @@ class Task(ABC):
     def example_batch(self, batch_size: int) -> Batch:
         """Return a random training batch of the shapes the config and data imply (for tracing)."""
 
+    def ranking(self) -> tuple[str, bool]:
+        """Return the evaluation metric that ranks checkpoints, and whether higher is better."""
+        return "loss", False
+
     def files(self) -> dict[str, Path]:
         """Return files a checkpoint must carry to be used again, by name (e.g. the vocabulary)."""
         return {}

@@ -17,7 +17,7 @@ from linctl.data.ragged import Ragged
 from linctl.data.shards import ShardSet
 from linctl.data.tokenizer import load_vocab
 from linctl.errors import ConfigError, InputError
-from linctl.eval.glue import glue_metrics
+from linctl.eval.glue import TASK_METRICS, glue_metrics, task_name
 from linctl.models import MODELS
 from linctl.models.layers import ModelConfig
 from linctl.tasks.base import Batch, Task, TaskConfig
@@ -56,7 +56,9 @@ class ClassificationTask(Task):
             raise InputError("\n".join(problems))
         return shards
 
-    def _inspect(self, folder: Path | None, key: str) -> tuple[ShardSet | None, list[str]]:
+    def _inspect(
+        self, folder: Path | None, key: str, labels: bool = True
+    ) -> tuple[ShardSet | None, list[str]]:
         """Open ``folder``'s shards; return them (None if unreadable) and every mismatch with the model."""
         if folder is None:
             return None, [f"{key} is not set: give a split folder of `linctl prepare glue` output"]
@@ -72,7 +74,7 @@ class ClassificationTask(Task):
         opts: dict[str, Any] = shards.manifest["options"]
         model = self.model_cfg
         problems = []
-        if "labels" not in shards.features:
+        if labels and "labels" not in shards.features:
             problems.append(
                 f"{key} {folder}: the {opts['split']} split has no labels (a test set: use --predict)"
             )
@@ -196,6 +198,40 @@ class ClassificationTask(Task):
         model.train(was_training)
         return torch.cat(predictions).cpu().numpy(), torch.cat(labels).cpu().numpy(), loss_sum
 
+    def ranking(self) -> tuple[str, bool]:
+        opts = self._eval.manifest["options"]
+        return TASK_METRICS[task_name(opts["task"])][opts["split"]][0], True
+
+    def predict(
+        self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision, folder: Path
+    ) -> list[tuple[int, str]]:
+        """Return (GLUE index, prediction) for every example of a split folder, labelled or not:
+        label names for classes, scores for a regression, as GLUE's submission files hold them."""
+        shards, problems = self._inspect(folder, "--predict", labels=False)
+        if shards is None or problems:
+            raise InputError("\n".join(problems))
+        names = shards.manifest["options"]["label_names"]
+        lengths = Ragged.from_arrow(shards.table.column("input_ids")).lengths
+        was_training = model.training
+        model.eval()
+        rows: list[tuple[int, str]] = []
+        with torch.no_grad():
+            for indices in eval_batches(lengths, batch_size):
+                batch = {
+                    k: v.to(device)
+                    for k, v in _collate(shards, indices, self.regression, self._pad_id).items()
+                }
+                with autocast(device, precision):
+                    logits = self.logits(model, batch)
+                shown = (
+                    [f"{score:.3f}" for score in logits[:, 0].tolist()]
+                    if self.regression
+                    else [names[i] for i in logits.argmax(-1).tolist()]
+                )
+                rows += zip(shards.table.column("index").take(indices).to_pylist(), shown, strict=True)
+        model.train(was_training)
+        return sorted(rows)
+
     def files(self) -> dict[str, Path]:
         return {"vocab.txt": Path(self._train.manifest["options"]["vocab_file"])}
 
@@ -205,10 +241,12 @@ def _collate(shards: ShardSet, indices: np.ndarray, regression: bool, pad_id: in
     rows = shards.table.take(np.asarray(indices, dtype=np.int64))
     ids, segments = (Ragged.from_arrow(rows.column(name)) for name in ("input_ids", "segment_ids"))
     real = Ragged(np.ones(len(ids.values), dtype=bool), ids.offsets)
-    labels = rows.column("labels").to_numpy()
-    return {
+    batch = {
         "input_ids": torch.from_numpy(ids.padded(pad_id).astype(np.int64)),  # (B, T)
         "segment_ids": torch.from_numpy(segments.padded(0).astype(np.int64)),
         "attention_mask": torch.from_numpy(real.padded(False)),
-        "labels": torch.from_numpy(labels.astype(np.float32 if regression else np.int64)),  # (B,)
     }
+    if "labels" in rows.column_names:  # test sets have none
+        labels = rows.column("labels").to_numpy()
+        batch["labels"] = torch.from_numpy(labels.astype(np.float32 if regression else np.int64))  # (B,)
+    return batch

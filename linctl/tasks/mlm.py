@@ -161,6 +161,9 @@ class MlmTask(Task):
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
         return token_metrics(sums.get("loss_sum", 0.0), sums.get("correct", 0.0), sums.get("count", 0.0))
 
+    def ranking(self) -> tuple[str, bool]:
+        return "ppl", False
+
     def files(self) -> dict[str, Path]:
         opts = self._train[0].manifest["options"]
         return {"vocab.txt": Path(opts["vocab_file"])}

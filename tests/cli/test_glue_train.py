@@ -16,7 +16,7 @@ def glue_shards(tmp_path_factory, data_dir, cli) -> Path:
     vocab = data_dir / "bert-vocab" / "bert-base-uncased-vocab.txt"
     for task in ("SST-2", "STS-B"):
         cli("prepare", "glue", "--task", task, "--input", data_dir / "glue" / task, "--vocab-file", vocab,
-            "--do-lower-case", "--max-seq-length", 64, "--splits", "train,dev",
+            "--do-lower-case", "--max-seq-length", 64, "--splits", "train,dev,test",
             "--output-dir", root / task)  # fmt: skip
     return root
 
@@ -35,6 +35,16 @@ def test_sst2_trains_and_evaluates_with_accuracy(cli, glue_shards, tmp_path):
     metrics = json.loads((newest / "eval.json").read_text())
     assert metrics["task"] == "classification" and metrics["step"] == 12
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["loss"] > 0
+
+    cli("eval", *run_args(glue_shards, "SST-2", model_dir), "--all-checkpoints")
+    every = json.loads((model_dir / "eval-all.json").read_text())
+    assert [r["step"] for r in every["checkpoints"]] == [6, 12]
+    assert every["best"]["accuracy"] == max(r["accuracy"] for r in every["checkpoints"])
+
+    cli("eval", *run_args(glue_shards, "SST-2", model_dir), "--predict", glue_shards / "SST-2" / "test")
+    lines = (newest / "SST-2.tsv").read_text().splitlines()
+    assert lines[0] == "index\tprediction" and len(lines) == 1 + 1821
+    assert lines[1].split("\t")[0] == "0" and {line.split("\t")[1] for line in lines[1:]} <= {"0", "1"}
 
     again = cli("train", *run_args(glue_shards, "SST-2", tmp_path / "again"), "--init-checkpoint", newest)
     assert f"started from {newest}: " in again.stdout and "afresh" not in again.stdout
