@@ -71,6 +71,20 @@ for name in softmax linformer-k32-kv linformer-k32-layerwise; do
 done
 run "Eval perplexity curves: softmax vs Linformer" \
     python pipelines/mlm_curves.py "$RUNS/wt2/curves.png" "${wt2_runs[@]}"
+# GLUE SST-2: fine-tune the WikiText-2 Linformer, and the same model from random initialisation.
+run "SST-2 with the WikiText-2 vocabulary (prepare glue)" \
+    linctl prepare glue --task SST-2 --input "$DATA/glue/SST-2" --vocab-file "$RUNS/wt2/vocab/vocab.txt" \
+    --do-lower-case --max-seq-length 128 --output-dir "$RUNS/glue/sst2-wt2"
+sst2=(--config configs/glue/sst2-wt2-linformer.yaml --set "task.train_dir=$RUNS/glue/sst2-wt2/train"
+      --set "task.eval_dir=$RUNS/glue/sst2-wt2/dev")
+for start in pretrained random; do
+    init="$RUNS/wt2/linformer-k32-kv/checkpoint-00000800"
+    [ "$start" = random ] && init=null
+    run "Fine-tune on SST-2 from $start weights" \
+        linctl train "${sst2[@]}" --set "train.init_checkpoint=$init" --model-dir "$RUNS/glue/sst2-$start"
+    run "SST-2 dev accuracy of every checkpoint ($start)" \
+        linctl eval "${sst2[@]}" --model-dir "$RUNS/glue/sst2-$start" --all-checkpoints
+done
 # Time and memory against sequence length: attention blocks, then BERT-base-sized encoders (no data).
 mkdir -p "$RUNS/bench"
 run "bench: attention blocks, n 512-4096, every kind (linctl bench)" \

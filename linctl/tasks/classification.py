@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
 from linctl.backends.device import Precision, autocast
@@ -32,6 +32,7 @@ class ClassificationTask(Task):
         kind: Literal["classification"] = "classification"
         train_dir: Path | None = None  # a split folder of `linctl prepare glue` output
         eval_dir: Path | None = None  # None: no evaluation
+        more_eval_dirs: list[Path] = Field(default_factory=list)  # more splits scored: MNLI dev_mismatched
         eval_examples: PositiveInt | None = None  # evaluate on the first N examples only
         verify_shards: bool = True
 
@@ -105,6 +106,8 @@ class ClassificationTask(Task):
         _, problems = self._inspect(self.cfg.train_dir, "task.train_dir")
         if self.cfg.eval_dir is not None:
             problems += self._inspect(self.cfg.eval_dir, "task.eval_dir")[1]
+        for folder in self.cfg.more_eval_dirs:
+            problems += self._inspect(folder, "task.more_eval_dirs")[1]
         return problems
 
     @property
@@ -173,22 +176,30 @@ class ClassificationTask(Task):
     def evaluate(
         self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision
     ) -> dict[str, float]:
-        """Return the loss and the task's GLUE metrics over every evaluation example."""
+        """Return the loss and the task's GLUE metrics over every evaluation example; the metrics of
+        ``more_eval_dirs`` follow, prefixed by their split (``dev_mismatched_accuracy``)."""
         if not len(self.eval_lengths):
             return {}
-        predictions, labels, sums = self._predict(model, device, batch_size, precision)
-        opts = self._eval.manifest["options"]
-        return {"loss": sums / len(labels), **glue_metrics(opts["task"], predictions, labels, opts["split"])}
+        metrics = self._score_split(model, device, batch_size, precision, self._eval, self.eval_lengths)
+        for folder in self.cfg.more_eval_dirs:
+            shards = self._open(folder, "task.more_eval_dirs")
+            lengths = Ragged.from_arrow(shards.table.column("input_ids")).lengths[: self.cfg.eval_examples]
+            split = shards.manifest["options"]["split"]
+            scored = self._score_split(model, device, batch_size, precision, shards, lengths)
+            metrics.update({f"{split}_{name}": value for name, value in scored.items()})
+        return metrics
 
-    def _predict(
-        self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision
-    ) -> tuple[np.ndarray, np.ndarray, float]:
+    def _score_split(
+        self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision, shards: ShardSet,
+        lengths: np.ndarray,
+    ) -> dict[str, float]:  # fmt: skip
         was_training = model.training
         model.eval()
         predictions, labels, loss_sum = [], [], 0.0
         with torch.no_grad():
-            for index, indices in enumerate(eval_batches(self.eval_lengths, batch_size)):
-                batch = {key: value.to(device) for key, value in self.eval_batch(indices, index).items()}
+            for indices in eval_batches(lengths, batch_size):
+                batch = _collate(shards, indices, self.regression, self._pad_id)
+                batch = {key: value.to(device) for key, value in batch.items()}
                 with autocast(device, precision):
                     logits = self.logits(model, batch)
                 _, sums = self._score(logits, batch["labels"])
@@ -196,11 +207,13 @@ class ClassificationTask(Task):
                 predictions.append(logits[:, 0] if self.regression else logits.argmax(-1))
                 labels.append(batch["labels"])
         model.train(was_training)
-        return torch.cat(predictions).cpu().numpy(), torch.cat(labels).cpu().numpy(), loss_sum
+        found, truth = torch.cat(predictions).cpu().numpy(), torch.cat(labels).cpu().numpy()
+        opts = shards.manifest["options"]
+        return {"loss": loss_sum / len(truth), **glue_metrics(opts["task"], found, truth)}
 
     def ranking(self) -> tuple[str, bool]:
         opts = self._eval.manifest["options"]
-        return TASK_METRICS[task_name(opts["task"])][opts["split"]][0], True
+        return TASK_METRICS[task_name(opts["task"])][0], True
 
     def predict(
         self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision, folder: Path

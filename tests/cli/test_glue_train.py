@@ -11,13 +11,15 @@ TINY = REPO / "configs" / "glue" / "tiny.yaml"
 
 @pytest.fixture(scope="module")
 def glue_shards(tmp_path_factory, data_dir, cli) -> Path:
-    """SST-2 train and dev, and STS-B train and dev, cut at 64 tokens with BERT's uncased vocabulary."""
+    """SST-2, STS-B and CoLA, cut at 64 tokens with BERT's uncased vocabulary."""
     root = tmp_path_factory.mktemp("glue")
     vocab = data_dir / "bert-vocab" / "bert-base-uncased-vocab.txt"
     for task in ("SST-2", "STS-B"):
         cli("prepare", "glue", "--task", task, "--input", data_dir / "glue" / task, "--vocab-file", vocab,
             "--do-lower-case", "--max-seq-length", 64, "--splits", "train,dev,test",
             "--output-dir", root / task)  # fmt: skip
+    cli("prepare", "glue", "--task", "CoLA", "--input", data_dir / "glue" / "CoLA", "--vocab-file", vocab,
+        "--do-lower-case", "--max-seq-length", 64, "--output-dir", root / "CoLA")  # fmt: skip
     return root
 
 
@@ -67,3 +69,13 @@ def test_validate_names_a_label_count_that_does_not_fit(cli, glue_shards, tmp_pa
     for problem, split in zip(problems, ("train", "dev"), strict=True):
         assert f"STS-B/{split}" in problem and "a regression score" in problem
         assert "model.num_labels is 2; set model.num_labels: 1" in problem
+
+
+def test_more_evaluation_splits_are_scored_under_their_names(cli, glue_shards, tmp_path):
+    model_dir, cola = tmp_path / "cola", glue_shards / "CoLA"
+    more = f"task.more_eval_dirs=[{cola / 'dev_in_domain'}, {cola / 'dev_out_of_domain'}]"
+    cli("train", *run_args(glue_shards, "CoLA", model_dir), "--set", more, "--set", "train.eval_every=0")
+    logged = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
+    (final,) = [r for r in logged if "eval_matthews" in r]
+    assert {"eval_loss", "eval_dev_in_domain_matthews", "eval_dev_out_of_domain_matthews"} <= set(final)
+    assert all(-1.0 <= final[key] <= 1.0 for key in final if key.endswith("matthews"))

@@ -112,12 +112,11 @@ def test_mismatched_or_empty_inputs_are_refused():
 
 
 def test_task_table_names_glue_metrics():
-    assert TASK_METRICS["cola"] == {"dev": ("matthews",)}
-    assert TASK_METRICS["mrpc"] == TASK_METRICS["qqp"] == {"dev": ("f1", "accuracy")}
-    assert TASK_METRICS["stsb"] == {"dev": ("pearson", "spearman")}
-    assert TASK_METRICS["mnli"] == {"dev_matched": ("accuracy",), "dev_mismatched": ("accuracy",)}
-    for task in ("sst2", "qnli", "rte", "wnli"):
-        assert TASK_METRICS[task] == {"dev": ("accuracy",)}
+    assert TASK_METRICS["cola"] == ("matthews",)
+    assert TASK_METRICS["mrpc"] == TASK_METRICS["qqp"] == ("f1", "accuracy")
+    assert TASK_METRICS["stsb"] == ("pearson", "spearman")
+    for task in ("sst2", "mnli", "qnli", "rte", "wnli"):
+        assert TASK_METRICS[task] == ("accuracy",)
 
 
 def test_glue_metrics_reports_each_tasks_metrics():
@@ -126,13 +125,9 @@ def test_glue_metrics_reports_each_tasks_metrics():
     assert glue_metrics("CoLA", pred, gold) == {"matthews": matthews(pred, gold)}
     assert set(glue_metrics("STS-B", pred * 1.5, gold)) == {"pearson", "spearman"}
     assert glue_metrics("sst-2", pred, gold) == {"accuracy": 0.6}
-    assert glue_metrics("mnli", pred, gold, split="dev_mismatched") == {"accuracy": 0.6}
+    assert glue_metrics("mnli", pred, gold) == {"accuracy": 0.6}
 
 
-def test_glue_metrics_refuses_unknown_tasks_and_splits():
+def test_glue_metrics_refuses_unknown_tasks():
     with pytest.raises(ConfigError, match="unknown GLUE task 'squad'"):
         glue_metrics("squad", [0], [0])
-    with pytest.raises(ConfigError, match="dev_matched, dev_mismatched"):
-        glue_metrics("mnli", [0], [0])
-    with pytest.raises(ConfigError, match="no evaluation split 'test'"):
-        glue_metrics("rte", [0], [0], split="test")
