@@ -1,8 +1,9 @@
 """The task interface: a training objective that turns batches into a loss and knows its evaluation."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -11,6 +12,7 @@ from torch import Tensor, nn
 from linctl.backends.device import Precision, autocast
 from linctl.config.schema import Strict
 from linctl.data.loader import eval_batches
+from linctl.data.tokenizer import load_vocab
 from linctl.errors import InputError
 
 Batch = dict[str, Tensor]
@@ -97,3 +99,18 @@ class Task(ABC):
                     sums[key] = sums.get(key, 0.0) + float(value)
         model.train(was_training)
         return self.summarize(sums)
+
+
+def vocab_problems(options: Mapping[str, Any], where: str, vocab_size: int) -> list[str]:
+    """Return the problems of shards made with ``options`` (a manifest's) for a model of ``vocab_size``
+    tokens: their vocabulary file is gone, or is of another size. ``where`` names the shards."""
+    vocab_file = Path(options["vocab_file"])
+    if not vocab_file.is_file():
+        return [f"{where}: the shards' vocabulary {vocab_file} is gone"]
+    size = len(load_vocab(vocab_file, options["do_lower_case"]).ids)
+    if size == vocab_size:
+        return []
+    return [
+        f"{where}: shards use a vocabulary of {size} tokens ({vocab_file}) but model.vocab_size is "
+        f"{vocab_size}; set model.vocab_size: {size}"
+    ]

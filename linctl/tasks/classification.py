@@ -20,7 +20,7 @@ from linctl.errors import ConfigError, InputError
 from linctl.eval.glue import TASK_METRICS, glue_metrics, task_name
 from linctl.models import MODELS
 from linctl.models.layers import ModelConfig
-from linctl.tasks.base import Batch, Task, TaskConfig
+from linctl.tasks.base import Batch, Task, TaskConfig, vocab_problems
 
 KIND = "glue"  # the manifest kind `prepare glue` writes
 
@@ -91,16 +91,7 @@ class ClassificationTask(Task):
                 f"{key} {folder}: {opts['task']} has {what} but model.num_labels is "
                 f"{model.num_labels}; set model.num_labels: {opts['num_labels']}"  # type: ignore[attr-defined]
             )
-        vocab_file = Path(opts["vocab_file"])
-        if not vocab_file.is_file():
-            return shards, [*problems, f"{key} {folder}: the shards' vocabulary {vocab_file} is gone"]
-        size = len(load_vocab(vocab_file, opts["do_lower_case"]).ids)
-        if size != model.vocab_size:  # type: ignore[attr-defined]
-            problems.append(
-                f"{key} {folder}: shards use a vocabulary of {size} tokens ({vocab_file}) but "
-                f"model.vocab_size is {model.vocab_size}; set model.vocab_size: {size}"  # type: ignore[attr-defined]
-            )
-        return shards, problems
+        return shards, problems + vocab_problems(opts, f"{key} {folder}", model.vocab_size)  # type: ignore[attr-defined]
 
     def problems(self) -> list[str]:
         _, problems = self._inspect(self.cfg.train_dir, "task.train_dir")

@@ -15,12 +15,11 @@ from linctl.atomic import sha256_file
 from linctl.data.loader import MlmCollator
 from linctl.data.ragged import Ragged
 from linctl.data.shards import ShardSet
-from linctl.data.tokenizer import load_vocab
 from linctl.errors import ConfigError, InputError
 from linctl.eval.perplexity import token_metrics
 from linctl.models import MODELS
 from linctl.models.layers import ModelConfig
-from linctl.tasks.base import Batch, Task, TaskConfig
+from linctl.tasks.base import Batch, Task, TaskConfig, vocab_problems
 
 
 class MlmTask(Task):
@@ -77,16 +76,7 @@ class MlmTask(Task):
             )
         if "input_ids" not in shards.features:
             problems.append(f"{key} {folder}: shards have no input_ids column (they have {shards.features})")
-        vocab_file = Path(opts["vocab_file"])
-        if not vocab_file.is_file():
-            return shards, [*problems, f"{key} {folder}: the shards' vocabulary {vocab_file} is gone"]
-        size = len(load_vocab(vocab_file, opts["do_lower_case"]).ids)
-        if size != model.vocab_size:  # type: ignore[attr-defined]
-            problems.append(
-                f"{key} {folder}: shards use a vocabulary of {size} tokens ({vocab_file}) but "
-                f"model.vocab_size is {model.vocab_size}; set model.vocab_size: {size}"  # type: ignore[attr-defined]
-            )
-        return shards, problems
+        return shards, problems + vocab_problems(opts, f"{key} {folder}", model.vocab_size)  # type: ignore[attr-defined]
 
     def _vocab_agrees(self, train: ShardSet, evaluation: ShardSet) -> list[str]:
         if _vocab_digest(train) == _vocab_digest(evaluation):
