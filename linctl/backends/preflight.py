@@ -131,7 +131,7 @@ def _trace(job: Job, backend: Backend) -> tuple[int, int, StepTrace, float]:
             p.grad = torch.zeros_like(p)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        weights = sum(p.untyped_storage().nbytes() for p in _unique_storages(model))
+        weights = sum(p.untyped_storage().nbytes() for p in _unique_tensors(model))
         optimizer_bytes = memory.settle() - weights
         memory.pin()
         state = (model, optimizer, memory, backend.device, weights, optimizer_bytes)
@@ -174,7 +174,7 @@ def _step(
     )  # fmt: skip
 
 
-def _unique_storages(model: nn.Module) -> list[Tensor]:
+def _unique_tensors(model: nn.Module) -> list[Tensor]:
     seen: dict[int, Tensor] = {}
     for tensor in [*model.parameters(), *model.buffers()]:
         seen.setdefault(id(tensor), tensor)

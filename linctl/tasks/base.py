@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from linctl.backends.device import Precision, autocast
 from linctl.config.schema import Strict
 from linctl.data.loader import eval_batches
+from linctl.data.shards import ShardSet
 from linctl.data.tokenizer import load_vocab
 from linctl.errors import InputError
 
@@ -99,6 +100,23 @@ class Task(ABC):
                     sums[key] = sums.get(key, 0.0) + float(value)
         model.train(was_training)
         return self.summarize(sums)
+
+
+def open_shards(folder: Path | None, key: str, kind: str, verify: bool) -> tuple[ShardSet | None, list[str]]:
+    """Open the `linctl prepare KIND` shards of ``folder`` (the config key ``key``); return them, or None
+    and the one problem that stops them being read (unset, missing, unreadable, another kind)."""
+    if folder is None:
+        return None, [f"{key} is not set: give the output folder of `linctl prepare {kind}`"]
+    if not Path(folder).is_dir():
+        return None, [f"{key} {folder}: no such folder"]
+    try:
+        shards = ShardSet(folder, verify=verify)
+    except InputError as exc:
+        return None, [f"{key}: {exc}"]
+    if shards.manifest.get("kind") != kind:
+        found = shards.manifest.get("kind")
+        return None, [f"{key} {folder}: holds {found!r} output, not `prepare {kind}` shards"]
+    return shards, []
 
 
 def vocab_problems(options: Mapping[str, Any], where: str, vocab_size: int) -> list[str]:

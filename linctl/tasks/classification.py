@@ -20,7 +20,7 @@ from linctl.errors import ConfigError, InputError
 from linctl.eval.glue import TASK_METRICS, glue_metrics, task_name
 from linctl.models import MODELS
 from linctl.models.layers import ModelConfig
-from linctl.tasks.base import Batch, Task, TaskConfig, vocab_problems
+from linctl.tasks.base import Batch, Task, TaskConfig, open_shards, vocab_problems
 
 KIND = "glue"  # the manifest kind `prepare glue` writes
 
@@ -61,20 +61,11 @@ class ClassificationTask(Task):
         self, folder: Path | None, key: str, labels: bool = True
     ) -> tuple[ShardSet | None, list[str]]:
         """Open ``folder``'s shards; return them (None if unreadable) and every mismatch with the model."""
-        if folder is None:
-            return None, [f"{key} is not set: give a split folder of `linctl prepare glue` output"]
-        if not Path(folder).is_dir():
-            return None, [f"{key} {folder}: no such folder"]
-        try:
-            shards = ShardSet(folder, verify=self.cfg.verify_shards)
-        except InputError as exc:
-            return None, [f"{key}: {exc}"]
-        if shards.manifest.get("kind") != KIND:
-            kind = shards.manifest.get("kind")
-            return None, [f"{key} {folder}: holds {kind!r} output, not `prepare glue` shards"]
+        shards, problems = open_shards(folder, key, KIND, self.cfg.verify_shards)
+        if shards is None:
+            return None, problems
         opts: dict[str, Any] = shards.manifest["options"]
         model = self.model_cfg
-        problems = []
         if labels and "labels" not in shards.features:
             problems.append(
                 f"{key} {folder}: the {opts['split']} split has no labels (a test set: use --predict)"

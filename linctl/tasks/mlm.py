@@ -19,7 +19,7 @@ from linctl.errors import ConfigError, InputError
 from linctl.eval.perplexity import token_metrics
 from linctl.models import MODELS
 from linctl.models.layers import ModelConfig
-from linctl.tasks.base import Batch, Task, TaskConfig, vocab_problems
+from linctl.tasks.base import Batch, Task, TaskConfig, open_shards, vocab_problems
 
 
 class MlmTask(Task):
@@ -55,20 +55,11 @@ class MlmTask(Task):
 
     def _inspect(self, folder: Path | None, key: str) -> tuple[ShardSet | None, list[str]]:
         """Open ``folder``'s shards; return them (None if unreadable) and every mismatch with the model."""
-        if folder is None:
-            return None, [f"{key} is not set: give the folder of `linctl prepare mlm` shards"]
-        if not Path(folder).is_dir():
-            return None, [f"{key} {folder}: no such folder"]
-        try:
-            shards = ShardSet(folder, verify=self.cfg.verify_shards)
-        except InputError as exc:
-            return None, [f"{key}: {exc}"]
-        opts: dict[str, Any] = shards.manifest.get("options", {})
-        if shards.manifest.get("kind") != "mlm":
-            kind = shards.manifest.get("kind")
-            return None, [f"{key} {folder}: holds {kind!r} output, not `prepare mlm` shards"]
+        shards, problems = open_shards(folder, key, "mlm", self.cfg.verify_shards)
+        if shards is None:
+            return None, problems
+        opts: dict[str, Any] = shards.manifest["options"]
         model = self.model_cfg
-        problems = []
         if opts["max_seq_length"] != model.max_seq_length:
             problems.append(
                 f"{key} {folder}: shards were made with max_seq_length {opts['max_seq_length']} but "
