@@ -61,9 +61,9 @@ def test_rows_compare_with_softmax_of_the_same_length(tiny_report):
 def test_max_batch_fits_the_budget_and_twice_as_many_do_not(cli, tmp_path):
     # Resident-set peaks vary by a page or two between runs, so the check one above the boundary is
     # left to the search's unit tests; well above it must not fit.
-    budget = 3 << 20
+    budget = 8 << 20  # large enough that a page or two of noise is not a batch
     cli("bench", "--preset", "small", "--attention", "softmax impl=sdpa", "--seq-len", "65", "--max-batch",
-        "--memory-budget", "3MiB", "--repeats", "1", "--json", tmp_path / "b.json")  # fmt: skip
+        "--memory-budget", "8MiB", "--repeats", "1", "--json", tmp_path / "b.json")  # fmt: skip
     (row,) = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert row["status"] == "ok" and row["batch"] >= 1 and row["peak_bytes"] <= budget
     case = Case(
