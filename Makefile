@@ -20,6 +20,7 @@ test-all:
 	$(BIN)/pytest -q -m 'not gpu'
 
 lint:
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff check linctl tests
 	$(BIN)/ruff format --check linctl tests
 

@@ -7,7 +7,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from linctl.config.schema import Strict
+from linctl.config.strict import Strict
 
 
 class AttentionConfig(Strict):

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from linctl.config.schema import Strict
+from linctl.config.strict import Strict
 
 Status = Literal["ok", "oom", "timeout", "error"]
 

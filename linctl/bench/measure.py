@@ -8,8 +8,6 @@ from pathlib import Path
 
 import torch
 
-from linctl.backends.device import autocast
-from linctl.backends.flops import FlopCounterMode
 from linctl.bench.attention import attention_workload
 from linctl.bench.case import Case, Result
 from linctl.bench.matmul import measure_matmul
@@ -23,6 +21,8 @@ from linctl.bench.timing import (
     time_repeats,
 )
 from linctl.bench.workload import Workload
+from linctl.runtime.device import autocast
+from linctl.runtime.flops import FlopCounterMode
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory")

@@ -7,11 +7,10 @@ from pydantic import ByteSize, Field, PositiveFloat, PositiveInt, field_validato
 
 from linctl.attention import ATTENTION
 from linctl.attention.base import AttentionConfig
-from linctl.backends.device import DeviceName, Precision
-from linctl.config.load import read_yaml, validate
-from linctl.config.schema import Strict
-from linctl.errors import ConfigError
-from linctl.models import ModelSpec
+from linctl.config.load import validate
+from linctl.config.strict import Strict
+from linctl.models.file import read_model
+from linctl.runtime.device import DeviceName, Precision
 
 Level = Literal["attention", "model"]
 Mode = Literal["inference", "train"]
@@ -125,20 +124,11 @@ def variants(opts: BenchOptions, model_attention: dict[str, Any] | None) -> list
     return out
 
 
-class ModelFile(Strict):
-    """A bench model config: a ``model:`` section as in run configs (configs/bench/*.yaml)."""
-
-    model: ModelSpec
-
-
 def model_dims(opts: BenchOptions) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Return the model fields (without attention) and the model config's own attention, if any."""
     if opts.config is None:
         return {**PRESETS[opts.preset], "vocab_size": BERT_VOCAB}, None
-    data = read_yaml(opts.config)
-    if "model" not in data:
-        raise ConfigError(f"{opts.config}: no model section; --config takes a run or bench model config")
-    model = validate(ModelFile, {"model": data["model"]}, str(opts.config)).model.model_dump()
+    model = read_model(opts.config).model_dump()
     attention = model.pop("attention")
     model.pop("max_seq_length")  # every case sets its own sequence length
     return model, attention

@@ -11,7 +11,6 @@ import torch
 from pydantic import BaseModel
 
 from linctl.attention import ATTENTION
-from linctl.backends.device import BACKENDS, resolve_device
 from linctl.bench.case import Case, Result
 from linctl.bench.measure import run_isolated
 from linctl.bench.options import BenchOptions, Variant, label_of, model_dims, variants
@@ -19,6 +18,7 @@ from linctl.bench.paper import paper_figures
 from linctl.bench.peers import PEER_MODELS, installed, matches, peer_label
 from linctl.bench.search import largest_batch
 from linctl.config.load import validate
+from linctl.runtime.device import BACKENDS, resolve_device
 
 BASELINE = {"kind": "softmax", "impl": "sdpa"}
 EAGER = {"kind": "softmax", "impl": "eager"}

@@ -37,8 +37,8 @@ def compile_model(
     set_: OverridesOpt = None,
 ) -> None:
     """Compile a config's model ahead of time into a self-contained package, without training."""
-    from linctl.backends.compile import PACKAGE, compile_config
-    from linctl.backends.device import resolve_backend
+    from linctl.export.compile import PACKAGE, compile_config
+    from linctl.runtime.device import resolve_backend
 
     target = resolve_backend(backend)
 

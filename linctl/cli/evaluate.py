@@ -48,7 +48,7 @@ def evaluate(
 ) -> None:
     """Evaluate checkpoints: masked-LM perplexity for MLM runs, GLUE metrics for classifiers."""
     from linctl.atomic import write_text_atomic
-    from linctl.eval.run import evaluate_checkpoints, predict_checkpoint
+    from linctl.evaluate.run import evaluate_checkpoints, predict_checkpoint
     from linctl.train import checkpoint as checkpoints
     from linctl.train.config import RunConfig
 

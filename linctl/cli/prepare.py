@@ -14,7 +14,7 @@ from linctl.cli.options import (
     build_options,
     print_summary,
 )
-from linctl.config.schema import GlueOptions, MlmOptions, VocabOptions, WikicorpusOptions
+from linctl.data.options import GlueOptions, MlmOptions, VocabOptions, WikicorpusOptions
 
 # The schemas' defaults, so that --help shows what a run will use.
 _WIKI, _VOCAB, _MLM, _GLUE = (

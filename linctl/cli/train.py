@@ -36,11 +36,12 @@ def train(
     """Train a model from a YAML config; resume when the model folder has checkpoints."""
     from linctl.train.config import RunConfig
     from linctl.train.loop import train as run_training
+    from linctl.validate.preflight import require_trainable
 
     overrides = run_overrides(set_, model_dir, device) + (["train.compile=true"] if compile_ else [])
     overrides += [f"train.init_checkpoint={init_checkpoint}"] if init_checkpoint is not None else []
     cfg = load_config(config, RunConfig, overrides)
-    result = run_training(cfg)
+    result = run_training(cfg, preflight=require_trainable)
     if result.resumed_from:
         console.print(f"resumed from step {result.resumed_from:,}")
     if result.warm_start is not None:

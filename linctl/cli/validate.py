@@ -24,8 +24,8 @@ def validate(
 ) -> None:
     """Check a config before training: every problem at once, FLOPs, memory and the largest batch."""
     from linctl.atomic import write_text_atomic
-    from linctl.backends.device import resolve_backend
-    from linctl.backends.preflight import describe, validate_config
+    from linctl.runtime.device import resolve_backend
+    from linctl.validate.preflight import describe, validate_config
 
     target = resolve_backend(backend)
     found = validate_config(config, set_ or [], target, data=not no_data, batch_size=batch_size)

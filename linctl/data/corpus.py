@@ -26,8 +26,8 @@ from pathlib import Path
 from spacy.language import Language
 
 from linctl.atomic import atomic_path, write_text_atomic
-from linctl.config.schema import WikicorpusOptions
 from linctl.data.manifest import abandon_output_dir, claim_output_dir, finish_output_dir
+from linctl.data.options import WikicorpusOptions
 from linctl.data.sentences import load_sentencizer, split_sentences
 from linctl.data.sources.wikicorpus import (
     DISAMBIGUATION,

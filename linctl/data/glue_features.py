@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from linctl.config.schema import GlueOptions
 from linctl.data.manifest import MANIFEST, PENDING, abandon_output_dir, claim_output_dir, finish_output_dir
+from linctl.data.options import GlueOptions
 from linctl.data.ragged import Ragged
 from linctl.data.shards import shard_name, write_table
 from linctl.data.sources.glue import Example, GlueTask, find_splits, label_id, read_examples, task_named

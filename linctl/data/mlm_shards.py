@@ -23,10 +23,10 @@ import numpy as np
 import pyarrow as pa
 
 from linctl.atomic import write_text_atomic
-from linctl.config.schema import MlmOptions
 from linctl.data.inputs import iter_documents, read_metadata, separator_line
 from linctl.data.manifest import abandon_output_dir, claim_output_dir, finish_output_dir
 from linctl.data.mlm import Masking, Windows, frame
+from linctl.data.options import MlmOptions
 from linctl.data.ragged import Ragged
 from linctl.data.shards import ROWS_PER_BATCH, open_writer, read_table, shard_name, table_of, write_table
 from linctl.data.tokenizer import WordPieceVocab, load_vocab

@@ -11,8 +11,8 @@ import numpy as np
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 from linctl.atomic import atomic_path
-from linctl.config.schema import VocabOptions
 from linctl.data.inputs import read_metadata
+from linctl.data.options import VocabOptions
 from linctl.errors import InputError
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from linctl.attention import ATTENTION, AttentionSpec
 from linctl.attention.softmax import SoftmaxAttention
-from linctl.config.schema import Strict
+from linctl.config.strict import Strict
 
 
 class ModelConfig(Strict):

@@ -9,12 +9,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from linctl.backends.device import Precision, autocast
-from linctl.config.schema import Strict
+from linctl.config.strict import Strict
 from linctl.data.loader import eval_batches
 from linctl.data.shards import ShardSet
 from linctl.data.tokenizer import load_vocab
 from linctl.errors import InputError
+from linctl.runtime.device import Precision, autocast
 
 Batch = dict[str, Tensor]
 

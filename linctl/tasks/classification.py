@@ -11,15 +11,15 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
-from linctl.backends.device import Precision, autocast
 from linctl.data.loader import eval_batches
 from linctl.data.ragged import Ragged
 from linctl.data.shards import ShardSet
 from linctl.data.tokenizer import load_vocab
 from linctl.errors import ConfigError, InputError
-from linctl.eval.glue import TASK_METRICS, glue_metrics, task_name
+from linctl.metrics.glue import TASK_METRICS, glue_metrics, task_name
 from linctl.models import MODELS
 from linctl.models.layers import ModelConfig
+from linctl.runtime.device import Precision, autocast
 from linctl.tasks.base import Batch, Task, TaskConfig, open_shards, vocab_problems
 
 KIND = "glue"  # the manifest kind `prepare glue` writes

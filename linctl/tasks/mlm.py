@@ -16,7 +16,7 @@ from linctl.data.loader import MlmCollator
 from linctl.data.ragged import Ragged
 from linctl.data.shards import ShardSet
 from linctl.errors import ConfigError, InputError
-from linctl.eval.perplexity import token_metrics
+from linctl.metrics.perplexity import token_metrics
 from linctl.models import MODELS
 from linctl.models.layers import ModelConfig
 from linctl.tasks.base import Batch, Task, TaskConfig, open_shards, vocab_problems

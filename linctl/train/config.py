@@ -1,13 +1,16 @@
 """The config of a training run: model, task, optimizer and loop options, in one YAML file."""
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from linctl.backends.device import DeviceName, Precision
-from linctl.config.schema import Strict
+from linctl.config.strict import Strict
+from linctl.data.options import PREPARE_SCHEMAS
 from linctl.models import ModelSpec
+from linctl.models.file import ModelFile
+from linctl.runtime.device import DeviceName, Precision
 from linctl.tasks import TaskSpec
 from linctl.train.optim import OptimConfig
 
@@ -48,3 +51,21 @@ class RunConfig(Strict):
                 f"optim.warmup_steps ({self.optim.warmup_steps}) must be < train.steps ({self.train.steps})"
             )
         return self
+
+
+RUN_SECTIONS = ("task", "optim", "train", "model_dir")  # any of these makes a file a run config
+
+
+def config_schema(path: Path, data: Mapping[str, Any]) -> type[Strict]:
+    """Return what kind of config ``data`` (read from ``path``) is, as the schema that checks it.
+
+    ``prepare-<command>*.yaml`` holds that command's options; a file with a task, optim, train or
+    model_dir section is a training run; one with only a ``model:`` section is a model file
+    (configs/bench); anything else is checked as a run config, so that its missing sections are named.
+    """
+    for prefix, schema in PREPARE_SCHEMAS.items():
+        if Path(path).stem.startswith(prefix):
+            return schema
+    if "model" in data and not any(key in data for key in RUN_SECTIONS):
+        return ModelFile
+    return RunConfig

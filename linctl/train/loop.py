@@ -2,16 +2,17 @@
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from linctl.backends.device import autocast, resolve_backend, resolve_device, rng_states, set_rng_states
 from linctl.data.loader import Batches
-from linctl.errors import ConfigError, InputError, LinctlError
+from linctl.errors import InputError, LinctlError
 from linctl.models import MODELS
+from linctl.runtime.device import autocast, resolve_device, rng_states, set_rng_states
 from linctl.tasks import TASKS
 from linctl.train import checkpoint
 from linctl.train.config import RunConfig
@@ -39,8 +40,16 @@ class TrainResult:
     padding: float = 0.0  # share of batch slots that were padding
 
 
-def train(cfg: RunConfig) -> TrainResult:
-    """Train ``cfg.model`` on ``cfg.task``; resume from the newest checkpoint in ``cfg.model_dir``."""
+Preflight = Callable[[RunConfig, torch.device], None]
+
+
+def train(cfg: RunConfig, preflight: Preflight | None = None) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.task``; resume from the newest checkpoint in ``cfg.model_dir``.
+
+    Args:
+        preflight: with ``train.compile``, called before compiling to refuse a config that would not
+            train (the CLI passes `linctl validate`'s check), so that it fails in seconds, not minutes.
+    """
     opts = cfg.train
     device = resolve_device(opts.device)
     torch.use_deterministic_algorithms(opts.deterministic)
@@ -54,8 +63,8 @@ def train(cfg: RunConfig) -> TrainResult:
     torch.manual_seed(opts.seed)
     task = TASKS.build(cfg.task, cfg.model, opts.seed)
     task.check()
-    if opts.compile:
-        _preflight(cfg, device)
+    if opts.compile and preflight is not None:
+        preflight(cfg, device)
     model = MODELS.build(cfg.model).to(device)
     started = None
     if resume is None and opts.init_checkpoint is not None:
@@ -132,16 +141,6 @@ def train(cfg: RunConfig) -> TrainResult:
         log.close()
     result.steps, result.padding = step, window.padding
     return result
-
-
-def _preflight(cfg: RunConfig, device: torch.device) -> None:
-    """Run `linctl validate`'s checks before compiling: a config that would not train fails in seconds."""
-    from linctl.backends.preflight import validate_run
-
-    found = validate_run(cfg, resolve_backend(device.type), data=False)  # the task checked its data
-    if found.problems:
-        listed = "\n".join(f"  - {problem}" for problem in found.problems)
-        raise ConfigError(f"train.compile: the config does not pass `linctl validate`:\n{listed}")
 
 
 class _Window:

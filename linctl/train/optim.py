@@ -7,7 +7,7 @@ import torch
 from pydantic import Field, NonNegativeInt, model_validator
 from torch import nn
 
-from linctl.config.schema import Strict
+from linctl.config.strict import Strict
 
 
 class OptimConfig(Strict):

@@ -11,7 +11,7 @@ import torch
 import yaml
 from pydantic import TypeAdapter
 
-from linctl.backends.compile import example_inputs
+from linctl.export.compile import example_inputs
 from linctl.models import MODELS, ModelSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,7 +95,7 @@ def test_cerebras_backend_is_refused_before_any_model_is_built(cli, monkeypatch,
     def build(*args, **kwargs):
         raise AssertionError("a model was built")
 
-    monkeypatch.setattr("linctl.backends.compile.build_model", build)
+    monkeypatch.setattr("linctl.export.compile.build_model", build)
     result = cli("compile", "--config", TINY, "--backend", "cs", "--output", tmp_path / "pkg", ok=False)
     assert result.exit_code == 2
     message = result.stderr.strip()

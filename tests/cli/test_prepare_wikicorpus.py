@@ -11,8 +11,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
-from linctl.config.schema import WikicorpusOptions
 from linctl.data.manifest import claim_output_dir
+from linctl.data.options import WikicorpusOptions
 from linctl.data.sources.wikitext import heading_level
 
 MARKUP = ("{{", "[[", "|}", "<ref", "'''", "<doc")

@@ -8,7 +8,8 @@ import torch
 from pydantic import TypeAdapter
 from torch import Tensor, nn
 
-from linctl.backends.compile import (
+from linctl.errors import ConfigError, InputError, OutputError
+from linctl.export.compile import (
     DEFAULT_BATCH,
     REPORT,
     build_model,
@@ -19,7 +20,6 @@ from linctl.backends.compile import (
     read_source,
     trace_batch,
 )
-from linctl.errors import ConfigError, InputError, OutputError
 from linctl.models import MODELS, ModelSpec
 from linctl.train import checkpoint
 

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from linctl.config.load import apply_overrides, load_config
-from linctl.config.schema import MlmOptions, schema_for
+from linctl.config.load import apply_overrides, load_config, read_yaml
+from linctl.data.options import MlmOptions
 from linctl.errors import ConfigError
+from linctl.train.config import config_schema
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml"))
 
@@ -17,8 +18,9 @@ def test_configs_exist():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[2])))
 def test_shipped_config_validates(path):
-    config = load_config(path, schema_for(path))
-    assert config.model_dump()
+    schema = config_schema(path, read_yaml(path))
+    config = load_config(path, schema)
+    assert schema.model_validate(config.model_dump(mode="json")) == config  # written back, read the same
 
 
 def test_overrides_take_yaml_types():
@@ -83,8 +85,12 @@ def test_bad_yaml_names_the_line(tmp_path):
         load_config(tmp_path / "absent.yaml", MlmOptions)
 
 
-def test_config_names_pick_schemas(tmp_path):
+def test_config_names_and_sections_pick_schemas(tmp_path):
+    from linctl.models.file import ModelFile
     from linctl.train.config import RunConfig
 
-    assert schema_for(tmp_path / "prepare-mlm-custom.yaml") is MlmOptions
-    assert schema_for(tmp_path / "wt2-softmax.yaml") is RunConfig
+    model = {"model": {"kind": "encoder"}}
+    assert config_schema(tmp_path / "prepare-mlm-custom.yaml", model) is MlmOptions
+    assert config_schema(tmp_path / "wt2-softmax.yaml", {**model, "train": {}}) is RunConfig
+    assert config_schema(tmp_path / "tiny.yaml", model) is ModelFile
+    assert config_schema(tmp_path / "empty.yaml", {}) is RunConfig  # its missing sections get named

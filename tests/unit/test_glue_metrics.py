@@ -9,7 +9,7 @@ from scipy import stats
 from sklearn import metrics as skm
 
 from linctl.errors import ConfigError, InputError
-from linctl.eval.glue import (
+from linctl.metrics.glue import (
     TASK_METRICS,
     accuracy,
     f1,

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from linctl.config.schema import GlueOptions
 from linctl.data.glue_features import frame, truncated_lengths
+from linctl.data.options import GlueOptions
 from linctl.data.sources.glue import TASKS, find_splits, read_examples, task_named
 from linctl.errors import InputError
 

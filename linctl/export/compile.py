@@ -33,15 +33,18 @@ from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
 import linctl
 from linctl.atomic import TMP_MARK, tmp_path_for
-from linctl.backends.device import Backend
-from linctl.config.load import apply_overrides, load_config, read_yaml, validate
+from linctl.config.load import apply_overrides, read_yaml, validate
 from linctl.errors import ConfigError, InputError, LinctlError, OutputError
+from linctl.models import MODELS
+from linctl.models.file import read_model
+from linctl.runtime.device import Backend
+from linctl.train import checkpoint as checkpoints
+from linctl.train.config import RunConfig, config_schema
 
 MAX_BATCH = 4096  # upper bound of the dynamic batch dimension
 DEFAULT_BATCH = 8  # traced batch when neither --batch-size nor the config's train.batch_size gives one
 TOLERANCE = 1e-4  # float32: largest |compiled - eager| that --check accepts
 PACKAGE, REPORT, CONFIG = "model.pt2", "compile-report.json", "config.yaml"
-RUN_SECTIONS = ("task", "optim", "train", "model_dir")  # a file with any of these is a run config
 
 _PACKAGE_DIR = Path(linctl.__file__).resolve().parent
 _LIBRARY_DIRS = tuple(
@@ -71,21 +74,14 @@ class CompileResult:
 def read_source(path: Path, overrides: list[str]) -> Source:
     """Read a run config (validated whole) or any YAML with a ``model:`` section (only that validated).
 
-    A file with a task, optim, train or model_dir section is a run config; its package defaults to
-    ``<model_dir>/compiled``. Any other file's package defaults to ``compiled/<file stem>``.
+    A run config's package defaults to ``<model_dir>/compiled``; any other file's to
+    ``compiled/<file stem>``.
     """
     data = apply_overrides(read_yaml(path), overrides)
-    if any(key in data for key in RUN_SECTIONS):
-        from linctl.train.config import RunConfig  # imports the tasks: only for run configs
-
-        run = load_config(path, RunConfig, overrides)
+    if config_schema(path, data) is RunConfig and "model" in data:
+        run = validate(RunConfig, data, str(path))
         return Source(Path(path), run.model, run.train.batch_size, run.train.seed, run.model_dir / "compiled")
-    if "model" not in data:
-        raise ConfigError(f"{path}: no model section; --config takes a run config or a YAML with a model:")
-    from linctl.bench.options import ModelFile
-
-    model = validate(ModelFile, {"model": data["model"]}, str(path)).model
-    return Source(Path(path), model, None, 0, Path("compiled") / Path(path).stem)
+    return Source(Path(path), read_model(path, overrides), None, 0, Path("compiled") / Path(path).stem)
 
 
 def trace_batch(batch_size: int | None, source: Source) -> int:
@@ -124,9 +120,6 @@ def build_model(model_cfg: Any, device: torch.device, seed: int, checkpoint: Pat
 
     A checkpoint must have been written for the same model config (``linctl.train.checkpoint``).
     """
-    from linctl.models import MODELS
-    from linctl.train import checkpoint as checkpoints
-
     if checkpoint is not None:
         if not Path(checkpoint).is_dir():
             raise InputError(f"--checkpoint {checkpoint}: no such folder; give a checkpoint-NNNNNNNN folder")

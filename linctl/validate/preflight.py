@@ -19,17 +19,16 @@ from torch import Tensor, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from linctl.attention.linformer import Projections
-from linctl.backends.device import Backend, Precision, autocast
-from linctl.backends.memory import LiveMemory
-from linctl.bench.options import ModelFile
 from linctl.config.load import apply_overrides, read_yaml, validate
-from linctl.config.schema import schema_for
 from linctl.errors import ConfigError, LinctlError
 from linctl.models import MODELS
+from linctl.models.file import ModelFile
 from linctl.models.layers import ModelConfig
+from linctl.runtime.device import Backend, Precision, autocast, resolve_backend
+from linctl.runtime.memory import LiveMemory
 from linctl.tasks import TASKS, TaskSpec
 from linctl.tasks.base import Batch
-from linctl.train.config import RunConfig
+from linctl.train.config import RunConfig, config_schema
 from linctl.train.optim import OptimConfig, build_optimizer
 
 
@@ -231,9 +230,7 @@ def validate_config(
     checked against their schema and, with ``data``, for their input files.
     """
     raw = apply_overrides(read_yaml(path), overrides)
-    schema = schema_for(path)
-    if schema is RunConfig and "model" in raw and not {"task", "train"} & raw.keys():
-        schema = ModelFile
+    schema = config_schema(path, raw)
     try:
         cfg = validate(schema, raw, str(path))
     except ConfigError as exc:
@@ -256,6 +253,15 @@ def validate_run(
     if job is None:
         return Preflight(backend=backend.name, problems=problems)
     return preflight(job, backend, problems)
+
+
+def require_trainable(cfg: RunConfig, device: torch.device) -> None:
+    """Raise one ConfigError listing every problem `linctl validate` finds in ``cfg`` on ``device``'s
+    backend, data aside (the loop's task has checked it): `linctl train --compile`'s pre-flight."""
+    found = validate_run(cfg, resolve_backend(device.type), data=False)
+    if found.problems:
+        listed = "\n".join(f"  - {problem}" for problem in found.problems)
+        raise ConfigError(f"train.compile: the config does not pass `linctl validate`:\n{listed}")
 
 
 def _run_job(cfg: RunConfig, data: bool, batch_size: int | None) -> tuple[Job | None, list[str]]:

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from linctl.backends.device import resolve_device
 from linctl.errors import ConfigError
 from linctl.models import MODELS
+from linctl.runtime.device import resolve_device
 from linctl.tasks import TASKS
 from linctl.train import checkpoint
 from linctl.train.config import RunConfig

@@ -1,12 +1,10 @@
-"""Configuration schemas: pydantic v2 models that reject unknown keys and check values at load."""
+"""The options of the `linctl prepare` commands: one schema each, checked at load like every config."""
 
 import os
 from pathlib import Path
 from typing import Self
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     NonNegativeInt,
     PositiveInt,
@@ -14,18 +12,13 @@ from pydantic import (
     model_validator,
 )
 
+from linctl.config.strict import Strict
 from linctl.data.sources.glue import FORMATS, task_named
 
 
 def default_workers() -> int:
     """Return the number of cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-class Strict(BaseModel):
-    """Base of every schema: unknown keys are errors and loaded configs are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class WikicorpusOptions(Strict):
@@ -142,24 +135,9 @@ class GlueOptions(Strict):
         return value
 
 
-CONFIG_SCHEMAS: dict[str, type[Strict]] = {
+PREPARE_SCHEMAS: dict[str, type[Strict]] = {
     "prepare-glue": GlueOptions,
     "prepare-mlm": MlmOptions,
     "prepare-wikicorpus": WikicorpusOptions,
     "prepare-vocab": VocabOptions,
-}
-
-
-def schema_for(path: Path) -> type[Strict]:
-    """Return the schema of a config file: ``prepare-<command>*.yaml`` are prepare options, files in a
-    ``bench`` folder are bench models, the rest are training runs."""
-    for prefix, schema in CONFIG_SCHEMAS.items():
-        if Path(path).stem.startswith(prefix):
-            return schema
-    if Path(path).parent.name == "bench":
-        from linctl.bench.options import ModelFile  # imports torch
-
-        return ModelFile
-    from linctl.train.config import RunConfig  # imports torch: only for run configs
-
-    return RunConfig
+}  # a config file named prepare-<command>*.yaml holds that command's options

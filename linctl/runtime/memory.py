@@ -8,7 +8,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_iter
 
-from linctl.backends.flops import flop_registry
+from linctl.runtime.flops import flop_registry
 
 YOUNG_OPS = 8  # a storage that outlives this many ops is checked only when the peak may grow
 

@@ -1,1 +1,0 @@
-"""Device selection and precision: the only place that touches devices."""

@@ -1,0 +1,1 @@
+"""`linctl eval`: metrics and predictions of trained checkpoints."""
