@@ -7,6 +7,7 @@ A process killed at any moment leaves either the complete file under its final n
 import contextlib
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,37 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path`` to fill; on success it takes ``path``'s place.
+
+    A folder already at ``path`` is moved aside before the rename and deleted after it, so ``path`` is
+    always either the old complete folder or the new one. On failure the temporary folder is deleted.
+    """
+    path = Path(path)
+    tmp = tmp_path_for(path)
+    remove(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        old = path.with_name(f"{path.name}{TMP_MARK}old-{os.getpid()}")
+        if path.exists() or path.is_symlink():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        remove(old)
+    except BaseException:
+        remove(tmp)
+        raise
+
+
+def remove(path: Path) -> None:
+    """Delete a file, link or folder tree if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -8,7 +8,7 @@ a sequence of T < n tokens uses the first T columns, so outputs do not depend on
 """
 
 import math
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,32 @@ CEREBRAS_STYLES: dict[str, Sharing] = {
     "linformer-shared-heads": "headwise",
     "linformer-shared-kv": "key-value",
     "linformer-shared-layers": "layerwise",
+}
+
+
+# The paper's Table 3 (§5.3): inference speed-up and memory saving over a standard Transformer, full
+# forward passes at the largest batch that fits a 16 GB V100; memory saving is the ratio of those batches.
+PAPER_K = (128, 256, 512, 1024, 2048)
+# n: one figure per k above; None where k ≥ n.
+PAPER_SPEEDUP: dict[int, tuple[float | None, ...]] = {
+    512: (1.5, 1.3, None, None, None),
+    1024: (1.7, 1.6, 1.3, None, None),
+    2048: (2.6, 2.4, 2.1, 1.3, None),
+    4096: (3.4, 3.2, 2.8, 2.2, 1.3),
+    8192: (5.5, 5.0, 4.4, 3.5, 2.1),
+    16384: (8.6, 7.8, 7.0, 5.6, 3.3),
+    32768: (13.0, 12.0, 11.0, 8.8, 5.0),
+    65536: (20.0, 18.0, 16.0, 14.0, 7.9),
+}
+PAPER_MEMORY: dict[int, tuple[float | None, ...]] = {
+    512: (1.7, 1.5, None, None, None),
+    1024: (3.0, 2.9, 1.8, None, None),
+    2048: (6.1, 5.6, 3.6, 2.0, None),
+    4096: (14.0, 13.0, 8.3, 4.3, 2.3),
+    8192: (28.0, 26.0, 17.0, 8.5, 4.5),
+    16384: (56.0, 48.0, 32.0, 16.0, 8.0),
+    32768: (56.0, 48.0, 36.0, 18.0, 16.0),
+    65536: (60.0, 52.0, 40.0, 20.0, 18.0),
 }
 
 
@@ -72,6 +98,8 @@ class LinformerAttention(Attention):
         k: PositiveInt = 256  # the projected length (Cerebras: projected_dims)
         sharing: Sharing = "none"
 
+        swept: ClassVar[tuple[str, ...]] = ("k", "sharing")
+
         @model_validator(mode="before")
         @classmethod
         def _cerebras_names(cls, data: Any) -> Any:
@@ -105,6 +133,13 @@ class LinformerAttention(Attention):
                     f"linformer k ({self.k}) is larger than max_seq_length ({max_seq_length}); "
                     f"k must be at most the sequence length"
                 )
+
+        def paper_figures(self, n: int) -> tuple[float | None, float | None]:
+            """The paper's Table 3 (layerwise sharing; the other sharing modes compute the same products)."""
+            if n not in PAPER_SPEEDUP or self.k not in PAPER_K:
+                return None, None
+            column = PAPER_K.index(self.k)
+            return PAPER_SPEEDUP[n][column], PAPER_MEMORY[n][column]
 
     cfg: Config
 

@@ -61,7 +61,7 @@ def measure(case: Case) -> Result:
             for args, kwargs in work.batches:
                 with autocast(device, case.dtype):
                     out = work.module(*args, **kwargs)
-                out.float().square().mean().backward()
+                work.loss(out).backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 

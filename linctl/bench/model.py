@@ -1,29 +1,36 @@
-"""Model-level workloads: a whole encoder (embeddings and every block) on random token ids."""
+"""Model-level workloads: a whole model (an encoder for the presets) on the model's random inputs."""
 
 import torch
 from pydantic import TypeAdapter
 
 from linctl.bench.case import Case
-from linctl.bench.workload import Workload, batch_width, lengths_of, padding_mask
+from linctl.bench.workload import Workload, batch_width, lengths_of, mean_square
 from linctl.models import MODELS, ModelSpec
 
 
 def model_workload(case: Case, device: torch.device, dtype: torch.dtype) -> Workload:
-    """Build the encoder of ``case`` (``max_seq_length = n``) and batches of random token ids."""
-    data = {"kind": "encoder", **case.model, "max_seq_length": case.n, "attention": case.attention}
-    module = MODELS.build(TypeAdapter(ModelSpec).validate_python(data)).to(device)
-    return Workload(module, *token_batches(case, device))
+    """Build the model of ``case`` (``max_seq_length = n``) and its batches of random inputs."""
+    module = MODELS.build(model_config(case)).to(device)
+    batches, tokens = input_batches(case, device)
+    return Workload(module, batches, tokens, loss=lambda out: mean_square(out.primary) + out.aux_loss)
 
 
-def token_batches(case: Case, device: torch.device) -> tuple[list, int]:
-    """Return ((ids,), {"attention_mask": mask}) per batch and the number of real tokens."""
+def model_config(case: Case) -> ModelSpec:
+    """Return the model config of ``case``: its sizes and attention, at sequence length n."""
+    data = {**case.model, "max_seq_length": case.n, "attention": case.attention}
+    return TypeAdapter(ModelSpec).validate_python(data)
+
+
+def input_batches(case: Case, device: torch.device) -> tuple[list, int]:
+    """Return ((), inputs) per batch from the model's ``example_inputs`` and the number of real tokens;
+    a batch whose sequences all fill its width has no padding mask."""
+    cfg = model_config(case)
     gen = torch.Generator().manual_seed(case.seed)
     batches, tokens = [], 0
     for lengths in lengths_of(case):
         width = batch_width(case, lengths)
-        ids = torch.randint(
-            0, case.model["vocab_size"], (len(lengths), width), generator=gen, device="cpu"
-        ).to(device)
-        batches.append(((ids,), {"attention_mask": padding_mask(lengths, width, device)}))
+        padded = lengths if any(length != width for length in lengths) else None
+        inputs = cfg.example_inputs(len(lengths), width, lengths=padded, generator=gen)
+        batches.append(((), {name: tensor.to(device) for name, tensor in inputs.items()}))
         tokens += sum(lengths)
     return batches, tokens

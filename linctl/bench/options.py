@@ -1,7 +1,7 @@
 """What `linctl bench` measures: its options, the model presets and the attention variants they expand to."""
 
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 from pydantic import ByteSize, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
@@ -16,10 +16,10 @@ Level = Literal["attention", "model"]
 Mode = Literal["inference", "train"]
 
 # Model sizes by name; the paper's Table 3 and the Cerebras Linformer configs are `base`.
-PRESETS: dict[str, dict[str, int]] = {
-    "base": {"d_model": 768, "n_heads": 12, "n_layers": 12, "d_ff": 3072},
-    "large": {"d_model": 1024, "n_heads": 16, "n_layers": 24, "d_ff": 4096},
-    "small": {"d_model": 256, "n_heads": 4, "n_layers": 4, "d_ff": 1024},
+PRESETS: dict[str, dict[str, Any]] = {
+    "base": {"kind": "encoder", "d_model": 768, "n_heads": 12, "n_layers": 12, "d_ff": 3072},
+    "large": {"kind": "encoder", "d_model": 1024, "n_heads": 16, "n_layers": 24, "d_ff": 4096},
+    "small": {"kind": "encoder", "d_model": 256, "n_heads": 4, "n_layers": 4, "d_ff": 1024},
 }
 BERT_VOCAB = 30522  # token ids drawn for model-level cases: BERT's uncased WordPiece vocabulary
 
@@ -95,25 +95,19 @@ def label_of(attention: AttentionConfig) -> str:
 def variants(opts: BenchOptions, model_attention: dict[str, Any] | None) -> list[Variant]:
     """Return the attention variants to measure.
 
-    Every registered kind appears: a kind with an ``impl`` choice once per implementation (softmax: sdpa
-    and the eager baseline the Linformer paper timed), a kind with a projected length once per ``--k``
-    (with ``--sharing``), any other kind with its defaults. A model config's own attention joins the
-    softmax baselines instead of the sweep. ``--attention`` keeps only the named kinds or labels.
+    Every registered kind appears once per combination of the values of the fields its config declares
+    ``swept``: a field named like a bench option takes the option's values (``--k 128,256``, ``--sharing``),
+    any other ``Literal`` field each of its choices (softmax: sdpa and the eager baseline the Linformer
+    paper timed). A model config's own attention joins the baseline kinds instead of the sweep.
+    ``--attention`` keeps only the named kinds or labels.
     """
     specs: list[dict[str, Any]] = []
     for kind in ATTENTION.kinds():
-        fields = ATTENTION.classes[kind].Config.model_fields
-        if model_attention is not None and kind != "softmax":
+        config = ATTENTION.classes[kind].Config
+        if model_attention is not None and not config.baselines:
             continue
-        if "impl" in fields:
-            choices = fields["impl"].annotation.__args__  # type: ignore[union-attr]
-            specs += [{"kind": kind, "impl": impl} for impl in choices]
-        elif "k" in fields:
-            extra = {"sharing": opts.sharing} if "sharing" in fields else {}
-            specs += [{"kind": kind, "k": k, **extra} for k in opts.k]
-        else:
-            specs.append({"kind": kind})
-    if model_attention is not None and model_attention.get("kind") != "softmax":
+        specs += [{"kind": kind, **values} for values in _sweep(config, opts)]
+    if model_attention is not None and not ATTENTION.classes[model_attention["kind"]].Config.baselines:
         specs.append(model_attention)
     out = []
     for spec in specs:
@@ -122,6 +116,19 @@ def variants(opts: BenchOptions, model_attention: dict[str, Any] | None) -> list
         if not opts.attention or variant.kind in opts.attention or variant.label in opts.attention:
             out.append(variant)
     return out
+
+
+def _sweep(config: type[AttentionConfig], opts: BenchOptions) -> list[dict[str, Any]]:
+    """Return every combination of the values of ``config``'s swept fields."""
+    combinations: list[dict[str, Any]] = [{}]
+    for name in config.swept:
+        if name in BenchOptions.model_fields:
+            chosen = getattr(opts, name)
+            values = chosen if isinstance(chosen, list) else [chosen]
+        else:
+            values = list(get_args(config.model_fields[name].annotation))
+        combinations = [{**done, name: value} for done in combinations for value in values]
+    return combinations
 
 
 def model_dims(opts: BenchOptions) -> tuple[dict[str, Any], dict[str, Any] | None]:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from linctl.bench.case import Case
-from linctl.bench.model import token_batches
+from linctl.bench.model import input_batches
 from linctl.bench.workload import Workload
 from linctl.errors import ConfigError
 
@@ -53,8 +53,8 @@ class _Bert(nn.Module):
         )  # fmt: skip
         self.bert = BertModel(cfg, add_pooling_layer=False)
 
-    def forward(self, ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        return self.bert(input_ids=ids, attention_mask=attention_mask).last_hidden_state
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
 class _LinformerPackage(nn.Module):
@@ -77,9 +77,9 @@ class _LinformerPackage(nn.Module):
             share_kv=LINFORMER_SHARING[a["sharing"]], dropout=m.get("dropout", 0.1),
         )  # fmt: skip
 
-    def forward(self, ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        positions = self.positions(torch.arange(ids.size(1), device=ids.device))
-        return self.stack(self.tokens(ids) + positions)
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        positions = self.positions(torch.arange(input_ids.size(1), device=input_ids.device))
+        return self.stack(self.tokens(input_ids) + positions)
 
 
 PEER_MODELS: dict[str, type[nn.Module]] = {"transformers": _Bert, "linformer": _LinformerPackage}
@@ -88,4 +88,4 @@ PEER_MODELS: dict[str, type[nn.Module]] = {"transformers": _Bert, "linformer": _
 def peer_workload(case: Case, device: torch.device, dtype: torch.dtype) -> Workload:
     """Build the peer model of ``case`` and the same token batches our model gets (padded to n)."""
     module = PEER_MODELS[case.peer or ""](case).to(device)
-    return Workload(module, *token_batches(case, device))
+    return Workload(module, *input_batches(case, device))

@@ -1,5 +1,6 @@
 """A workload: a module and the batches one timed repeat feeds it, full or padded to varied lengths."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,13 +12,21 @@ from linctl.bench.case import Case
 PADDED_BATCHES = 4  # a padded case runs this many batches per repeat
 
 
+def mean_square(out: Tensor) -> Tensor:
+    """The training-mode loss of a module that returns a tensor: the mean square of its outputs."""
+    return out.float().square().mean()
+
+
 @dataclass
 class Workload:
-    """``module(*args, **kwargs)`` per batch returns a tensor (B, T, C); ``tokens`` counts real tokens."""
+    """``module(*args, **kwargs)`` per batch; ``loss`` turns what it returns into the scalar a training
+    step back-propagates (the outputs' mean square, plus any auxiliary loss); ``tokens`` counts real
+    tokens."""
 
     module: nn.Module
     batches: list[tuple[tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
     tokens: int = 0
+    loss: Callable[[Any], Tensor] = mean_square
 
 
 def lengths_of(case: Case) -> list[list[int]]:

@@ -45,7 +45,7 @@ def _rows(report: dict[str, Any], no_data: bool) -> dict[str, object]:
     if step is not None:
         sizes = step["bytes"]
         rows["parameters"] = report["parameters"]
-        rows["of which Linformer projections"] = report["projection_parameters"]
+        rows.update({f"  in {name}": count for name, count in report["parameters_by_module"].items()})
         rows["batch (tokens)"] = f"{step['batch_size']:,} ({step['tokens']:,})"
         rows["FLOPs per token, forward"] = _si(step["flops_forward_per_token"])
         rows["FLOPs per token, training"] = _si(step["flops_train_per_token"])

@@ -20,9 +20,8 @@ from linctl.data.options import GlueOptions
 from linctl.data.ragged import Ragged
 from linctl.data.shards import shard_name, write_table
 from linctl.data.sources.glue import Example, GlueTask, find_splits, label_id, read_examples, task_named
-from linctl.data.tokenizer import WordPieceVocab, load_vocab
+from linctl.data.tokenizer import WordPieceVocab, check_casing, load_vocab
 from linctl.errors import ConfigError, InputError, OutputError
-from linctl.progress import warn
 
 KIND = "glue"
 SHARD = shard_name("examples", 0, 1)
@@ -109,7 +108,7 @@ def prepare_glue(options: GlueOptions) -> dict[str, Any]:
             f"--splits {','.join(wanted)}: {options.input} has no {missing[0]!r} split for {task.name} "
             f"(--format {fmt}); it holds {', '.join(present)}"
         )
-    _check_casing(vocab, options)
+    check_casing(vocab, options.do_lower_case)
     out = Path(options.output_dir)
     for marker in (MANIFEST, PENDING):
         if (out / marker).exists():
@@ -179,13 +178,3 @@ def _prepare_split(
     counts["shards"] = {SHARD: table.num_rows}
     finish_output_dir(folder, KIND, recorded, counts, [SHARD])
     return counts, ""
-
-
-def _check_casing(vocab: WordPieceVocab, options: GlueOptions) -> None:
-    if vocab.cased and options.do_lower_case:
-        warn(
-            f"{vocab.path} is cased but --do-lower-case lower-cases the input: "
-            "its upper-case pieces go unused"
-        )
-    elif not vocab.cased and not options.do_lower_case:
-        warn(f"{vocab.path} is uncased but --do-lower-case is off: capitalised words become [UNK]")

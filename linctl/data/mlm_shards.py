@@ -29,9 +29,9 @@ from linctl.data.mlm import Masking, Windows, frame
 from linctl.data.options import MlmOptions
 from linctl.data.ragged import Ragged
 from linctl.data.shards import ROWS_PER_BATCH, open_writer, read_table, shard_name, table_of, write_table
-from linctl.data.tokenizer import WordPieceVocab, load_vocab
+from linctl.data.tokenizer import WordPieceVocab, check_casing, load_vocab
 from linctl.errors import InputError
-from linctl.progress import progress, warn
+from linctl.progress import progress
 
 KIND = "mlm"
 WORK = ".work"
@@ -67,7 +67,7 @@ def prepare_mlm(options: MlmOptions) -> dict[str, Any]:
     work = out / WORK
     work.mkdir(exist_ok=True)
     stats = _build_work_files(options, files, work)
-    _check_casing(vocab, options, stats)
+    check_casing(vocab, options.do_lower_case, stats["unk"] / max(stats["tokens"], 1))
     if stats["examples"] == 0:
         abandon_output_dir(out, owned, scratch=[WORK], created=created)
         raise InputError(f"--metadata-files {options.metadata_files[0]}: the listed files hold no text")
@@ -95,20 +95,6 @@ def _summary(counts: dict[str, Any]) -> dict[str, Any]:
         "masked positions": counts["masked_positions"],
         "shards": len(counts["shards"]),
     }
-
-
-def _check_casing(vocab: WordPieceVocab, options: MlmOptions, stats: Counter) -> None:
-    unk_rate = stats["unk"] / max(stats["tokens"], 1)
-    if vocab.cased and options.do_lower_case:
-        warn(
-            f"{vocab.path} is cased but --do-lower-case lower-cases the input: its upper-case pieces go "
-            "unused"
-        )
-    elif not vocab.cased and not options.do_lower_case:
-        warn(
-            f"{vocab.path} is uncased but --do-lower-case is off: capitalised words become [UNK] "
-            f"({unk_rate:.2%} of tokens); pass --do-lower-case"
-        )
 
 
 def _build_work_files(options: MlmOptions, files: list[Path], work: Path) -> Counter:

@@ -14,6 +14,7 @@ from linctl.atomic import atomic_path
 from linctl.data.inputs import read_metadata
 from linctl.data.options import VocabOptions
 from linctl.errors import InputError
+from linctl.progress import warn
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -84,6 +85,21 @@ class WordPieceVocab:
         )
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         return tok
+
+
+def check_casing(vocab: WordPieceVocab, do_lower_case: bool, unk_rate: float | None = None) -> None:
+    """Warn when the input's casing (``--do-lower-case``) and the vocabulary's disagree."""
+    if vocab.cased and do_lower_case:
+        warn(
+            f"{vocab.path} is cased but --do-lower-case lower-cases the input: its upper-case pieces go "
+            "unused"
+        )
+    elif not vocab.cased and not do_lower_case:
+        rate = "" if unk_rate is None else f" ({unk_rate:.2%} of tokens)"
+        warn(
+            f"{vocab.path} is uncased but --do-lower-case is off: capitalised words become [UNK]{rate}; "
+            "pass --do-lower-case"
+        )
 
 
 def load_vocab(path: Path, lowercase: bool) -> WordPieceVocab:

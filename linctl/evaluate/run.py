@@ -10,13 +10,9 @@ from linctl.errors import ConfigError
 from linctl.models import MODELS
 from linctl.runtime.device import resolve_device
 from linctl.tasks import TASKS
+from linctl.tasks.base import Predictor
 from linctl.train import checkpoint
 from linctl.train.config import RunConfig
-
-
-def evaluate_checkpoint(cfg: RunConfig, found: Path) -> dict[str, Any]:
-    """Return the step of ``found`` and its metrics on ``cfg.task``'s evaluation data."""
-    return evaluate_checkpoints(cfg, [found])[0][0]
 
 
 def evaluate_checkpoints(cfg: RunConfig, folders: list[Path]) -> tuple[list[dict[str, Any]], int]:
@@ -46,7 +42,7 @@ def predict_checkpoint(cfg: RunConfig, found: Path, split: Path) -> list[tuple[i
     checkpoint.check_model(found, cfg.model.model_dump(mode="json"))
     device = resolve_device(cfg.train.device)
     task = TASKS.build(cfg.task, cfg.model, cfg.train.seed)
-    if not hasattr(task, "predict"):
+    if not isinstance(task, Predictor):
         raise ConfigError(f"--predict: task {cfg.task.kind} makes no predictions to submit")
     model = MODELS.build(cfg.model).to(device)
     checkpoint.load_weights(model, found)

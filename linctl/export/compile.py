@@ -1,7 +1,8 @@
 """Ahead-of-time compilation of a config's model: torch.export, then AOTInductor, into a package folder.
 
-The folder holds ``model.pt2`` (load it with ``torch._inductor.aoti_load_package``; call it with
-``input_ids`` (B, T) int64 and ``attention_mask`` (B, T) bool, True at real tokens, T the model's
+The folder holds ``model.pt2`` (load it with ``torch._inductor.aoti_load_package``; call it with the
+model's inputs positionally, in the order ``compile-report.json`` lists them — an encoder's
+``input_ids`` (B, T) int64 and ``attention_mask`` (B, T) bool, True at real tokens — T the model's
 ``max_seq_length`` and B from 1 to ``MAX_BATCH``; the package checks these shapes only when
 ``AOTI_RUNTIME_CHECK_INPUTS=1`` is set), ``compile-report.json`` and ``config.yaml`` (the model
 section, so the package describes itself). The folder is written under a temporary name beside its
@@ -12,8 +13,6 @@ import collections
 import contextlib
 import io
 import json
-import os
-import shutil
 import sys
 import sysconfig
 import time
@@ -32,7 +31,7 @@ from torch.export import ExportedProgram
 from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
 import linctl
-from linctl.atomic import TMP_MARK, tmp_path_for
+from linctl.atomic import TMP_MARK, atomic_folder, remove
 from linctl.config.load import apply_overrides, read_yaml, validate
 from linctl.errors import ConfigError, InputError, LinctlError, OutputError
 from linctl.models import MODELS
@@ -112,7 +111,7 @@ def claim_output(output: Path, force: bool) -> None:
             f"--force replaces only those: choose another --output"
         )
     for stray in output.parent.glob(f"{output.name}{TMP_MARK}*"):
-        _remove(stray)
+        remove(stray)
 
 
 def build_model(model_cfg: Any, device: torch.device, seed: int, checkpoint: Path | None) -> nn.Module:
@@ -131,35 +130,48 @@ def build_model(model_cfg: Any, device: torch.device, seed: int, checkpoint: Pat
     return model.to(device=device, dtype=torch.float32).eval()
 
 
-def example_inputs(
-    batch: int, seq_len: int, vocab_size: int, device: torch.device, seed: int
-) -> tuple[Tensor, Tensor]:
-    """Return random ``input_ids`` (B, T) and ``attention_mask`` (B, T), True at real tokens.
+def example_inputs(model_cfg: Any, batch: int, device: torch.device, seed: int) -> dict[str, Tensor]:
+    """Return the model's random inputs of ``batch`` sequences of its ``max_seq_length``, padded.
 
     The first sequence is full, the last half as long (when B > 1) and the others of random lengths.
     """
+    T = model_cfg.max_seq_length
     gen = torch.Generator().manual_seed(seed)
-    input_ids = torch.randint(0, vocab_size, (batch, seq_len), generator=gen)  # (B, T)
-    lengths = torch.randint(1, seq_len + 1, (batch,), generator=gen)  # (B,)
-    lengths[0] = seq_len
+    lengths = torch.randint(1, T + 1, (batch,), generator=gen)  # (B,)
+    lengths[0] = T
     if batch > 1:
-        lengths[-1] = max(1, seq_len // 2)
-    attention_mask = torch.arange(seq_len)[None, :] < lengths[:, None]  # (B, T)
-    return input_ids.to(device), attention_mask.to(device)
+        lengths[-1] = max(1, T // 2)
+    inputs = model_cfg.example_inputs(batch, T, lengths=lengths.tolist(), generator=gen)
+    return {name: tensor.to(device) for name, tensor in inputs.items()}
 
 
-def export_model(model: nn.Module, inputs: tuple[Tensor, Tensor]) -> ExportedProgram:
-    """Export ``model(input_ids, attention_mask)`` with a dynamic batch dimension and a static length.
+class Served(nn.Module):
+    """What a package runs: the model on its inputs in a fixed order, returning one tensor (the logits
+    of a model whose forward makes them, else the hidden states)."""
 
-    A failure is a ConfigError naming the error and where the model's code hit it.
+    def __init__(self, model: nn.Module, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        out = self.model(**dict(zip(self.names, inputs, strict=True)))
+        return out if isinstance(out, Tensor) else out.primary
+
+
+def export_model(model: nn.Module, inputs: dict[str, Tensor]) -> ExportedProgram:
+    """Export ``model(**inputs)`` with a dynamic batch dimension and a static length.
+
+    The program takes the inputs positionally, in the order of ``inputs``. A failure is a ConfigError
+    naming the error and where the model's code hit it.
     """
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    dynamic = ({0: batch}, {0: batch})
+    dynamic = (tuple({0: batch} for _ in inputs),)
+    served = Served(model, tuple(inputs))
     # torch prints the partial graph of a failed export to stderr; the one-line error replaces it.
     printed = io.StringIO()
     try:
         with contextlib.redirect_stderr(printed):
-            exported = torch.export.export(model, inputs, dynamic_shapes=dynamic)
+            exported = torch.export.export(served, tuple(inputs.values()), dynamic_shapes=dynamic)
     except Exception as exc:
         if isinstance(exc, LinctlError):
             raise
@@ -194,11 +206,11 @@ def compile_package(exported: ExportedProgram, package: Path) -> None:
         raise ConfigError(f"AOTInductor could not compile the exported model: {_first_line(exc)}") from exc
 
 
-def check_package(package: Path, model: nn.Module, inputs: tuple[Tensor, Tensor]) -> float:
+def check_package(package: Path, model: nn.Module, inputs: dict[str, Tensor]) -> float:
     """Return the largest |compiled - eager| of the package and the eager model on ``inputs``."""
     runner = torch._inductor.aoti_load_package(str(package))
     with torch.no_grad():
-        compiled, eager = runner(*inputs), model(*inputs)  # (B, T, C) each
+        compiled, eager = runner(*inputs.values()), Served(model, tuple(inputs))(*inputs.values())
     return float((compiled - eager).abs().max())
 
 
@@ -228,11 +240,8 @@ def compile_config(
 
     with _stage("build", times, progress):
         model = build_model(cfg, backend.device, source.seed, checkpoint)
-    inputs = example_inputs(batch, cfg.max_seq_length, cfg.vocab_size, backend.device, source.seed)
-    tmp = tmp_path_for(target)
-    _remove(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    inputs = example_inputs(cfg, batch, backend.device, source.seed)
+    with atomic_folder(target) as tmp:
         with warnings.catch_warnings(record=True) as caught:
             with _stage("export", times, progress):
                 exported = export_model(model, inputs)
@@ -252,13 +261,11 @@ def compile_config(
             "weights": f"checkpoint {checkpoint}" if checkpoint else f"initialised with seed {source.seed}",
             "dtype": "float32",
             "model": cfg.model_dump(mode="json"),
-            "inputs": {
-                "input_ids": {"shape": list(inputs[0].shape), "dtype": "int64"},
-                "attention_mask": {"shape": list(inputs[1].shape), "dtype": "bool"},
+            "inputs": {  # in the order the package takes them
+                name: {"shape": list(tensor.shape), "dtype": str(tensor.dtype).removeprefix("torch.")}
+                for name, tensor in inputs.items()
             },
-            "dynamic_dims": {
-                "batch": {"min": 1, "max": MAX_BATCH, "inputs": {"input_ids": 0, "attention_mask": 0}}
-            },
+            "dynamic_dims": {"batch": {"min": 1, "max": MAX_BATCH, "inputs": dict.fromkeys(inputs, 0)}},
             "stage_s": times,
             "graph": graph_stats(exported),
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -276,10 +283,6 @@ def compile_config(
         (tmp / CONFIG).write_text(
             yaml.safe_dump({"model": cfg.model_dump(mode="json")}, sort_keys=False), encoding="utf-8"
         )
-        _install(tmp, target)
-    except BaseException:
-        _remove(tmp)
-        raise
     return CompileResult(target, report)
 
 
@@ -288,7 +291,7 @@ def _check(
 ) -> dict[str, Any]:
     """Compare package and eager model on a padded batch of another size than the traced one."""
     batch = 3 if traced != 3 else 5  # small, odd, and not the traced size: exercises the dynamic batch
-    inputs = example_inputs(batch, cfg.max_seq_length, cfg.vocab_size, device, seed + 1)  # not the traced
+    inputs = example_inputs(cfg, batch, device, seed + 1)  # not the traced batch
     diff = check_package(package, model, inputs)
     return {"batch": batch, "max_abs_diff": diff, "tolerance": TOLERANCE, "passed": diff <= TOLERANCE}
 
@@ -299,22 +302,6 @@ def _stage(name: str, times: dict[str, float], progress: Callable[[str], None]) 
     start = time.perf_counter()
     yield
     times[name] = round(time.perf_counter() - start, 3)
-
-
-def _install(tmp: Path, target: Path) -> None:
-    """Rename the finished ``tmp`` folder to ``target``, replacing what is there."""
-    old = target.with_name(f"{target.name}{TMP_MARK}old-{os.getpid()}")
-    if target.exists() or target.is_symlink():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    _remove(old)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _export_failure(exc: BaseException, model: nn.Module) -> str:

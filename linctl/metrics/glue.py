@@ -119,9 +119,14 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 }
 
 
+def folded(name: str) -> str:
+    """Return a GLUE task's name as linctl compares them: case, ``-`` and ``_`` ignored (SST-2 = sst2)."""
+    return name.lower().replace("-", "").replace("_", "")
+
+
 def task_name(task: str) -> str:
-    """Return the key of ``task`` in ``TASK_METRICS``: case, ``-`` and ``_`` are ignored (``SST-2``)."""
-    key = task.lower().replace("-", "").replace("_", "")
+    """Return the key of ``task`` in ``TASK_METRICS`` (any spelling ``folded`` accepts)."""
+    key = folded(task)
     if key not in TASK_METRICS:
         raise ConfigError(f"unknown GLUE task {task!r}; choose one of {', '.join(TASK_METRICS)}")
     return key

@@ -1,12 +1,11 @@
 """Model architectures, one module each; built from a config through ``MODELS``."""
 
-from torch import nn
-
+from linctl.models.base import Model, ModelConfig, ModelOutput
 from linctl.models.classifier import ClassifierModel
 from linctl.models.encoder import EncoderModel
 from linctl.registry import Registry
 
-MODELS: Registry[nn.Module] = Registry("model", [EncoderModel, ClassifierModel])
+MODELS: Registry[Model] = Registry("model", [EncoderModel, ClassifierModel])
 ModelSpec = MODELS.config_union()
 
-__all__ = ["MODELS", "ModelSpec"]
+__all__ = ["MODELS", "Model", "ModelConfig", "ModelOutput", "ModelSpec"]

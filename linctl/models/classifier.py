@@ -6,17 +6,22 @@ parameter names, so an MLM checkpoint initialises it (the MLM head is left out, 
 start fresh unless the checkpoint brings a pooler).
 """
 
+from collections.abc import Sequence
 from typing import Literal
 
+import torch
 from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor, nn
 
+from linctl.models.base import ModelConfig, token_inputs
 from linctl.models.encoder import Encoder
-from linctl.models.layers import ModelConfig, init_bert
+from linctl.models.layers import init_bert
 
 
 class ClassifierModel(Encoder):
     """Encoder, pooler and a linear output over ``num_labels`` (1: regression)."""
+
+    heads = ("pooler.", "head.")
 
     class Config(ModelConfig):
         kind: Literal["classifier"] = "classifier"
@@ -24,6 +29,18 @@ class ClassifierModel(Encoder):
         segment_vocab_size: NonNegativeInt = 2  # sentence pairs need 2
         num_labels: PositiveInt = 2  # 1: a regression score
         classifier_dropout: float | None = Field(None, ge=0.0, lt=1.0)  # None: the model's dropout
+
+        def example_inputs(
+            self,
+            batch: int,
+            length: int,
+            lengths: Sequence[int] | None = None,
+            generator: torch.Generator | None = None,
+        ) -> dict[str, Tensor]:
+            inputs = token_inputs(self.vocab_size, batch, length, lengths, generator)
+            if self.segment_vocab_size:  # one sentence: every token in segment 0
+                inputs["segment_ids"] = torch.zeros(batch, length, dtype=torch.long)
+            return inputs
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg, cfg.vocab_size, cfg.segment_vocab_size)

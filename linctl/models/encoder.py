@@ -4,6 +4,7 @@ With ``segment_vocab_size: 0`` and Linformer attention it is the Cerebras Linfor
 learned positions, no segment embedding, the MLM head's output layer tied to the token embeddings).
 """
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -11,7 +12,8 @@ from pydantic import NonNegativeInt, PositiveInt
 from torch import Tensor, nn
 
 from linctl.errors import InputError
-from linctl.models.layers import Embeddings, ModelConfig, build_blocks, init_bert
+from linctl.models.base import Model, ModelConfig, ModelOutput, token_inputs
+from linctl.models.layers import Embeddings, build_stage, init_bert, run_stage
 
 
 class MlmHead(nn.Module):
@@ -28,7 +30,7 @@ class MlmHead(nn.Module):
         return self.decoder(self.norm(nn.functional.gelu(self.dense(x))))
 
 
-class Encoder(nn.Module):
+class Encoder(Model):
     """Embeddings and ``n_layers`` bidirectional blocks: the body every encoder-based model shares.
 
     Subclasses add their heads; the body's parameter names (``embeddings.*``, ``blocks.*``) stay the same
@@ -41,32 +43,41 @@ class Encoder(nn.Module):
         self.embeddings = Embeddings(
             vocab_size, cfg.d_model, cfg.max_seq_length, segment_vocab_size, cfg.layer_norm_eps, cfg.dropout
         )
-        self.blocks = build_blocks(cfg)
+        self.blocks = build_stage(cfg, cfg.n_layers, cfg.max_seq_length)
         self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.norm_first else None
         self.apply(init_bert)
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, segment_ids: Tensor | None = None
-    ) -> Tensor:
+    ) -> ModelOutput:
         """Return hidden states (B, T, C) of (B, T) token ids; ``attention_mask`` is True at real tokens."""
         if input_ids.size(1) > self.cfg.max_seq_length:
             raise InputError(
                 f"a sequence of {input_ids.size(1)} tokens is longer than model.max_seq_length "
                 f"({self.cfg.max_seq_length}); cut inputs to at most {self.cfg.max_seq_length} tokens"
             )
-        x = self.embeddings(input_ids, segment_ids)
-        for block in self.blocks:
-            x = block(x, attention_mask)
-        return x if self.final_norm is None else self.final_norm(x)
+        x, aux = run_stage(self.blocks, self.embeddings(input_ids, segment_ids), attention_mask)
+        return ModelOutput(x if self.final_norm is None else self.final_norm(x), aux)
 
 
 class EncoderModel(Encoder):
     """The encoder with an MLM head."""
 
+    heads = ("mlm.",)
+
     class Config(ModelConfig):
         kind: Literal["encoder"] = "encoder"
         vocab_size: PositiveInt
         segment_vocab_size: NonNegativeInt = 2  # 0: no segment embedding (RoBERTa, Cerebras Linformer)
+
+        def example_inputs(
+            self,
+            batch: int,
+            length: int,
+            lengths: Sequence[int] | None = None,
+            generator: torch.Generator | None = None,
+        ) -> dict[str, Tensor]:
+            return token_inputs(self.vocab_size, batch, length, lengths, generator)
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg, cfg.vocab_size, cfg.segment_vocab_size)

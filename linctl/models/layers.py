@@ -1,60 +1,13 @@
-"""Building blocks shared by the architectures: embeddings, feed-forward, the Transformer block."""
+"""Building blocks shared by the architectures: embeddings, feed-forward, the Transformer block, stages."""
 
-from typing import Any, Self
+from typing import Any
 
 import torch
-from pydantic import Field, PositiveInt, model_validator
 from torch import Tensor, nn
 
-from linctl.attention import ATTENTION, AttentionSpec
-from linctl.attention.softmax import SoftmaxAttention
-from linctl.config.strict import Strict
-
-
-class ModelConfig(Strict):
-    """Sizes every Transformer has. The Cerebras keys ``attention_style`` and ``projected_dims``
-    at this level select a Linformer attention, as in the model zoo's configs."""
-
-    kind: str
-    d_model: PositiveInt = 768
-    n_heads: PositiveInt = 12
-    n_layers: PositiveInt = 12
-    d_ff: PositiveInt = 3072
-    max_seq_length: PositiveInt = 512
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    layer_norm_eps: float = Field(1e-5, gt=0.0)
-    norm_first: bool = False  # pre-LN blocks; False is BERT's post-LN
-    attention: AttentionSpec = Field(default_factory=SoftmaxAttention.Config)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _cerebras_attention(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not {"attention_style", "projected_dims"} & data.keys():
-            return data
-        data = dict(data)
-        attention = dict(data.get("attention") or {})
-        attention.setdefault("kind", "linformer")
-        for key in ("attention_style", "projected_dims"):
-            if key in data:
-                attention[key] = data.pop(key)
-        data["attention"] = attention
-        return data
-
-    @model_validator(mode="after")
-    def _sizes_fit(self) -> Self:
-        problems = []
-        if self.d_model % self.n_heads:
-            problems.append(
-                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}); "
-                f"head size would be {self.d_model / self.n_heads:g}"
-            )
-        try:
-            self.attention.check_length(self.max_seq_length)
-        except ValueError as exc:
-            problems.append(f"attention: {exc}")
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
+from linctl.attention import ATTENTION, Attention, AttentionConfig
+from linctl.attention.base import KVCache
+from linctl.models.base import ModelConfig
 
 
 class Embeddings(nn.Module):
@@ -99,35 +52,91 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    """Attention and feed-forward sublayers, each with a residual connection and layer norm."""
+    """Self-attention, cross-attention over an encoder's states (decoders only) and feed-forward
+    sublayers, each with a residual connection and layer norm (after it, or before with ``norm_first``)."""
 
-    def __init__(self, attention: nn.Module, cfg: ModelConfig) -> None:
+    def __init__(self, attention: Attention, cfg: ModelConfig, cross: Attention | None = None) -> None:
         super().__init__()
         self.attention = attention
         self.norm1 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+        self.cross = cross
+        self.norm_cross = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cross is not None else None
         self.ffn = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
         self.norm2 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.dropout)
         self.norm_first = cfg.norm_first
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        """Transform (B, T, C); ``mask`` (B, T) is True at real tokens."""
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None,
+        *,
+        memory: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+        memory_cache: KVCache | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Transform (B, T, C); return it and the attention's auxiliary loss.
+
+        ``mask`` (B, T) is True at real tokens; ``memory`` (B, S, C) with ``memory_mask`` (B, S) is what
+        the cross-attention reads; the caches hold keys and values while decoding.
+        """
+        x, aux = self._sublayer(self.attention, self.norm1, x, mask=mask, cache=cache)
+        if self.cross is not None:
+            x, cross_aux = self._sublayer(
+                self.cross, self.norm_cross, x, mask=memory_mask, memory=memory, cache=memory_cache
+            )
+            aux = aux + cross_aux
         if self.norm_first:
-            x = x + self.drop(self.attention(self.norm1(x), mask))
-            return x + self.ffn(self.norm2(x))
-        x = self.norm1(x + self.drop(self.attention(x, mask)))
-        return self.norm2(x + self.ffn(x))
+            return x + self.ffn(self.norm2(x)), aux
+        return self.norm2(x + self.ffn(x)), aux
+
+    def _sublayer(
+        self, attention: Attention, norm: nn.Module, x: Tensor, **kwargs: Any
+    ) -> tuple[Tensor, Tensor]:
+        if self.norm_first:
+            out, aux = attention(norm(x), **kwargs)
+            return x + self.drop(out), aux
+        out, aux = attention(x, **kwargs)
+        return norm(x + self.drop(out)), aux
 
 
-def build_blocks(cfg: ModelConfig) -> nn.ModuleList:
-    """Return ``cfg.n_layers`` blocks; parameters the attention shares across layers appear in each."""
-    attention = ATTENTION.cls(cfg.attention)
-    shared = attention.build_shared(cfg.attention, cfg.d_model, cfg.n_heads, cfg.max_seq_length)
-    blocks = nn.ModuleList(
-        Block(ATTENTION.build(cfg.attention, cfg.d_model, cfg.n_heads, cfg.max_seq_length, shared), cfg)
-        for _ in range(cfg.n_layers)
-    )
-    return blocks
+def build_stage(
+    cfg: ModelConfig,
+    n_layers: int,
+    max_seq_length: int,
+    cross: AttentionConfig | None = None,
+    memory_length: int | None = None,
+) -> nn.ModuleList:
+    """Return ``n_layers`` blocks of ``cfg``'s attention over sequences of up to ``max_seq_length`` tokens.
+
+    A model builds one stage per sequence length it runs at (a funnel pools between stages). Parameters
+    the attention shares across layers (layerwise Linformer) are shared within the stage and appear in
+    each block. ``cross`` adds cross-attention over ``memory_length`` encoder states to every block.
+    """
+    kind = ATTENTION.cls(cfg.attention)
+    shared = kind.build_shared(cfg.attention, cfg.d_model, cfg.n_heads, max_seq_length)
+    if cross is not None:
+        memory_length = memory_length or max_seq_length
+        cross_shared = ATTENTION.cls(cross).build_shared(cross, cfg.d_model, cfg.n_heads, memory_length)
+
+    def block() -> Block:
+        attention = ATTENTION.build(cfg.attention, cfg.d_model, cfg.n_heads, max_seq_length, shared)
+        if cross is None:
+            return Block(attention, cfg)
+        reader = ATTENTION.build(cross, cfg.d_model, cfg.n_heads, memory_length, cross_shared)
+        return Block(attention, cfg, reader)
+
+    return nn.ModuleList(block() for _ in range(n_layers))
+
+
+def run_stage(blocks: nn.ModuleList, x: Tensor, mask: Tensor | None, **kwargs: Any) -> tuple[Tensor, Tensor]:
+    """Run ``x`` (B, T, C) through a stage's blocks; return the states and the summed auxiliary loss."""
+    aux = x.new_zeros(())
+    for block in blocks:
+        x, block_aux = block(x, mask, **kwargs)
+        aux = aux + block_aux
+    return x, aux
 
 
 def init_bert(module: nn.Module, std: float = 0.02) -> None:

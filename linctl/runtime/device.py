@@ -139,7 +139,6 @@ def _importable(module: str) -> bool:
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (CpuBackend(), CudaBackend(), CerebrasBackend())}
-BackendName = Literal["auto", "cpu", "cuda", "cs"]
 
 
 def resolve_backend(name: str) -> Backend:

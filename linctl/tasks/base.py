@@ -1,9 +1,9 @@
 """The task interface: a training objective that turns batches into a loss and knows its evaluation."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
@@ -17,6 +17,8 @@ from linctl.errors import InputError
 from linctl.runtime.device import Precision, autocast
 
 Batch = dict[str, Tensor]
+MakeBatch = Callable[[np.ndarray, int], Batch]  # (example indices, batch index) -> batch
+R = TypeVar("R")
 
 
 class TaskConfig(Strict):
@@ -82,24 +84,86 @@ class Task(ABC):
         """Return files a checkpoint must carry to be used again, by name (e.g. the vocabulary)."""
         return {}
 
+    @abstractmethod
+    def count_tokens(self, batch: Batch) -> tuple[int, int]:
+        """Return the batch's real tokens and its slots (real and padding), for throughput and padding."""
+
     def evaluate(
         self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision
     ) -> dict[str, float]:
-        """Return the metrics of ``model`` on every evaluation example (none without evaluation data)."""
+        """Return the metrics of ``model`` on every evaluation example (none without evaluation data).
+
+        The evaluation split is scored by ``score``, each of ``more_eval_splits`` under its name
+        (``dev_mismatched_accuracy``), then ``evaluate_generation`` adds what generating scores.
+        """
         if not len(self.eval_lengths):
             return {}
-        was_training = model.training
-        model.eval()
+        metrics = self.score(model, device, batch_size, precision, self.eval_lengths, self.eval_batch)
+        for name, lengths, make_batch in self.more_eval_splits():
+            scored = self.score(model, device, batch_size, precision, lengths, make_batch)
+            metrics.update({f"{name}_{metric}": value for metric, value in scored.items()})
+        return metrics | self.evaluate_generation(model, device, batch_size, precision)
+
+    def score(
+        self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision,
+        lengths: np.ndarray, make_batch: MakeBatch,
+    ) -> dict[str, float]:  # fmt: skip
+        """Return the metrics of one split: by default ``summarize`` of the loss sums of every batch."""
         sums: dict[str, float] = {}
-        with torch.no_grad():
-            for index, indices in enumerate(eval_batches(self.eval_lengths, batch_size)):
-                batch = {key: value.to(device) for key, value in self.eval_batch(indices, index).items()}
-                with autocast(device, precision):
-                    _, batch_sums = self.loss(model, batch)
-                for key, value in batch_sums.items():
-                    sums[key] = sums.get(key, 0.0) + float(value)
-        model.train(was_training)
+        for batch_sums in run_batches(model, device, precision, lengths, batch_size, make_batch, self.sums):
+            for key, value in batch_sums.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
         return self.summarize(sums)
+
+    def sums(self, model: nn.Module, batch: Batch) -> dict[str, Tensor]:
+        """Return the sums the metrics of ``batch`` are made of."""
+        return self.loss(model, batch)[1]
+
+    def more_eval_splits(self) -> list[tuple[str, np.ndarray, MakeBatch]]:
+        """Return further labelled splits to score at each evaluation: (name, lengths, batch maker)."""
+        return []
+
+    def evaluate_generation(
+        self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision
+    ) -> dict[str, float]:
+        """Return the metrics of what the model generates (a translation's BLEU); none by default."""
+        return {}
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A task that writes predictions for unlabelled examples (a GLUE test set's submission file)."""
+
+    def predict(
+        self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision, folder: Path
+    ) -> list[tuple[int, str]]:
+        """Return (index, prediction) for every example of the shard folder ``folder``."""
+        ...
+
+
+def run_batches(
+    model: nn.Module, device: torch.device, precision: Precision, lengths: np.ndarray, batch_size: int,
+    make_batch: MakeBatch, step: Callable[[nn.Module, Batch], R],
+) -> list[R]:  # fmt: skip
+    """The one evaluation loop: ``step`` on every batch of examples of ``lengths`` (length-sorted), on
+    ``device`` under ``precision``, in eval mode without gradients; the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    found = []
+    try:
+        with torch.no_grad():
+            for index, indices in enumerate(eval_batches(lengths, batch_size)):
+                batch = {key: value.to(device) for key, value in make_batch(indices, index).items()}
+                with autocast(device, precision):
+                    found.append(step(model, batch))
+    finally:
+        model.train(was_training)
+    return found
+
+
+def mask_tokens(mask: Tensor) -> tuple[int, int]:
+    """Return the real tokens and the slots of a (B, T) padding mask, True at real tokens."""
+    return int(mask.sum()), mask.numel()
 
 
 def open_shards(folder: Path | None, key: str, kind: str, verify: bool) -> tuple[ShardSet | None, list[str]]:

@@ -11,16 +11,24 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
-from linctl.data.loader import eval_batches
 from linctl.data.ragged import Ragged
 from linctl.data.shards import ShardSet
 from linctl.data.tokenizer import load_vocab
 from linctl.errors import ConfigError, InputError
 from linctl.metrics.glue import TASK_METRICS, glue_metrics, task_name
 from linctl.models import MODELS
-from linctl.models.layers import ModelConfig
-from linctl.runtime.device import Precision, autocast
-from linctl.tasks.base import Batch, Task, TaskConfig, open_shards, vocab_problems
+from linctl.models.base import Classifier, ModelConfig
+from linctl.runtime.device import Precision
+from linctl.tasks.base import (
+    Batch,
+    MakeBatch,
+    Task,
+    TaskConfig,
+    mask_tokens,
+    open_shards,
+    run_batches,
+    vocab_problems,
+)
 
 KIND = "glue"  # the manifest kind `prepare glue` writes
 
@@ -37,7 +45,7 @@ class ClassificationTask(Task):
         verify_shards: bool = True
 
     def __init__(self, cfg: Config, model: ModelConfig, seed: int) -> None:
-        if not hasattr(MODELS.cls(model), "classify"):
+        if not issubclass(MODELS.cls(model), Classifier):
             raise ConfigError(
                 f"task classification needs a model with a classifier head (classifier), not {model.kind}"
             )
@@ -120,22 +128,27 @@ class ClassificationTask(Task):
 
     def example_batch(self, batch_size: int) -> Batch:
         T = self.model_cfg.max_seq_length
-        vocab = self.model_cfg.vocab_size  # type: ignore[attr-defined]
         labels = torch.rand(batch_size) if self.regression else torch.randint(0, 2, (batch_size,))
-        return {
-            "input_ids": torch.randint(0, vocab, (batch_size, T)),  # (B, T)
-            "attention_mask": torch.ones(batch_size, T, dtype=torch.bool),
-            "segment_ids": torch.zeros(batch_size, T, dtype=torch.long),
-            "labels": labels,  # (B,)
-        }
+        inputs = self.model_cfg.example_inputs(batch_size, T, lengths=[T] * batch_size)  # (B, T) each
+        return {"segment_ids": torch.zeros(batch_size, T, dtype=torch.long), **inputs, "labels": labels}
 
     def logits(self, model: nn.Module, batch: Batch) -> Tensor:
         """Return (B, num_labels) outputs of ``model`` on ``batch``."""
-        hidden = model(batch["input_ids"], batch["attention_mask"], batch["segment_ids"])  # (B, T, C)
-        return model.classify(hidden).float()
+        return self._forward(model, batch)[0]
+
+    def _forward(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Return the (B, num_labels) outputs and the model's auxiliary loss."""
+        inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "segment_ids")}
+        out = model(**inputs)
+        return model.classify(out.hidden).float(), out.aux_loss
 
     def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        return self._score(self.logits(model, batch), batch["labels"])
+        logits, aux_loss = self._forward(model, batch)
+        loss, sums = self._score(logits, batch["labels"])
+        return loss + aux_loss, sums
+
+    def count_tokens(self, batch: Batch) -> tuple[int, int]:
+        return mask_tokens(batch["attention_mask"])
 
     def _score(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         if self.regression:
@@ -155,43 +168,36 @@ class ClassificationTask(Task):
             summary["accuracy"] = sums.get("correct", 0.0) / count
         return summary
 
-    def evaluate(
-        self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision
-    ) -> dict[str, float]:
-        """Return the loss and the task's GLUE metrics over every evaluation example; the metrics of
-        ``more_eval_dirs`` follow, prefixed by their split (``dev_mismatched_accuracy``)."""
-        if not len(self.eval_lengths):
-            return {}
-        metrics = self._score_split(model, device, batch_size, precision, self._eval, self.eval_lengths)
+    def more_eval_splits(self) -> list[tuple[str, np.ndarray, MakeBatch]]:
+        """``more_eval_dirs``, each under its split's name (MNLI ``dev_mismatched``)."""
+        splits = []
         for folder in self.cfg.more_eval_dirs:
             shards = self._open(folder, "task.more_eval_dirs")
             lengths = Ragged.from_arrow(shards.table.column("input_ids")).lengths[: self.cfg.eval_examples]
-            split = shards.manifest["options"]["split"]
-            scored = self._score_split(model, device, batch_size, precision, shards, lengths)
-            metrics.update({f"{split}_{name}": value for name, value in scored.items()})
-        return metrics
+            splits.append((shards.manifest["options"]["split"], lengths, self._batches_of(shards)))
+        return splits
 
-    def _score_split(
-        self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision, shards: ShardSet,
-        lengths: np.ndarray,
+    def _batches_of(self, shards: ShardSet) -> MakeBatch:
+        return lambda indices, index: _collate(shards, indices, self.regression, self._pad_id)
+
+    def score(
+        self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision,
+        lengths: np.ndarray, make_batch: MakeBatch,
     ) -> dict[str, float]:  # fmt: skip
-        was_training = model.training
-        model.eval()
-        predictions, labels, loss_sum = [], [], 0.0
-        with torch.no_grad():
-            for indices in eval_batches(lengths, batch_size):
-                batch = _collate(shards, indices, self.regression, self._pad_id)
-                batch = {key: value.to(device) for key, value in batch.items()}
-                with autocast(device, precision):
-                    logits = self.logits(model, batch)
-                _, sums = self._score(logits, batch["labels"])
-                loss_sum += float(sums["loss_sum"])
-                predictions.append(logits[:, 0] if self.regression else logits.argmax(-1))
-                labels.append(batch["labels"])
-        model.train(was_training)
-        found, truth = torch.cat(predictions).cpu().numpy(), torch.cat(labels).cpu().numpy()
-        opts = shards.manifest["options"]
-        return {"loss": loss_sum / len(truth), **glue_metrics(opts["task"], found, truth)}
+        """The loss and the task's GLUE metrics, computed from every prediction of the split."""
+
+        def step(model: nn.Module, batch: Batch) -> tuple[float, Tensor, Tensor]:
+            logits = self.logits(model, batch)
+            _, sums = self._score(logits, batch["labels"])
+            found = logits[:, 0] if self.regression else logits.argmax(-1)
+            return float(sums["loss_sum"]), found, batch["labels"]
+
+        scored = run_batches(model, device, precision, lengths, batch_size, make_batch, step)
+        found = torch.cat([predictions for _, predictions, _ in scored]).cpu().numpy()
+        truth = torch.cat([labels for _, _, labels in scored]).cpu().numpy()
+        loss_sum = sum(loss for loss, _, _ in scored)
+        task = self._eval.manifest["options"]["task"]
+        return {"loss": loss_sum / len(truth), **glue_metrics(task, found, truth)}
 
     def ranking(self) -> tuple[str, bool]:
         opts = self._eval.manifest["options"]
@@ -207,25 +213,22 @@ class ClassificationTask(Task):
             raise InputError("\n".join(problems))
         names = shards.manifest["options"]["label_names"]
         lengths = Ragged.from_arrow(shards.table.column("input_ids")).lengths
-        was_training = model.training
-        model.eval()
-        rows: list[tuple[int, str]] = []
-        with torch.no_grad():
-            for indices in eval_batches(lengths, batch_size):
-                batch = {
-                    k: v.to(device)
-                    for k, v in _collate(shards, indices, self.regression, self._pad_id).items()
-                }
-                with autocast(device, precision):
-                    logits = self.logits(model, batch)
-                shown = (
-                    [f"{score:.3f}" for score in logits[:, 0].tolist()]
-                    if self.regression
-                    else [names[i] for i in logits.argmax(-1).tolist()]
-                )
-                rows += zip(shards.table.column("index").take(indices).to_pylist(), shown, strict=True)
-        model.train(was_training)
-        return sorted(rows)
+        index = torch.from_numpy(shards.table.column("index").to_numpy().astype(np.int64))  # GLUE's
+
+        def make_batch(indices: np.ndarray, number: int) -> Batch:
+            batch = _collate(shards, indices, self.regression, self._pad_id)
+            return batch | {"index": index[torch.from_numpy(np.asarray(indices, dtype=np.int64))]}
+
+        def step(model: nn.Module, batch: Batch) -> list[tuple[int, str]]:
+            logits = self.logits(model, batch)
+            if self.regression:
+                shown = [f"{score:.3f}" for score in logits[:, 0].tolist()]
+            else:
+                shown = [names[i] for i in logits.argmax(-1).tolist()]
+            return list(zip(batch["index"].tolist(), shown, strict=True))
+
+        predicted = run_batches(model, device, precision, lengths, batch_size, make_batch, step)
+        return sorted(row for rows in predicted for row in rows)
 
     def files(self) -> dict[str, Path]:
         return {"vocab.txt": Path(self._train.manifest["options"]["vocab_file"])}

@@ -18,8 +18,8 @@ from linctl.data.shards import ShardSet
 from linctl.errors import ConfigError, InputError
 from linctl.metrics.perplexity import token_metrics
 from linctl.models import MODELS
-from linctl.models.layers import ModelConfig
-from linctl.tasks.base import Batch, Task, TaskConfig, open_shards, vocab_problems
+from linctl.models.base import MaskedLM, ModelConfig
+from linctl.tasks.base import Batch, Task, TaskConfig, mask_tokens, open_shards, vocab_problems
 
 
 class MlmTask(Task):
@@ -33,7 +33,7 @@ class MlmTask(Task):
         verify_shards: bool = True  # check every shard's sha256 against the manifest
 
     def __init__(self, cfg: Config, model: ModelConfig, seed: int) -> None:
-        if not hasattr(MODELS.cls(model), "mlm_logits"):
+        if not issubclass(MODELS.cls(model), MaskedLM):
             raise ConfigError(f"task mlm needs a model with an MLM head (encoder), not {model.kind}")
         self.cfg, self.model_cfg, self.seed = cfg, model, seed
 
@@ -90,8 +90,7 @@ class MlmTask(Task):
         T, P = self.model_cfg.max_seq_length, self._max_predictions()
         vocab = self.model_cfg.vocab_size  # type: ignore[attr-defined]
         return {
-            "input_ids": torch.randint(0, vocab, (batch_size, T)),  # (B, T)
-            "attention_mask": torch.ones(batch_size, T, dtype=torch.bool),
+            **self.model_cfg.example_inputs(batch_size, T, lengths=[T] * batch_size),  # (B, T) each
             "masked_lm_positions": torch.randint(0, T, (batch_size, P)),  # (B, P)
             "masked_lm_ids": torch.randint(0, vocab, (batch_size, P)),
             "masked_lm_weights": torch.ones(batch_size, P),
@@ -129,15 +128,18 @@ class MlmTask(Task):
         return collate(shards.take(indices), index)
 
     def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        hidden = model(batch["input_ids"], batch["attention_mask"])  # (B, T, C)
-        logits = model.mlm_logits(hidden, batch["masked_lm_positions"]).float()  # (B, P, V)
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        logits = model.mlm_logits(out.hidden, batch["masked_lm_positions"]).float()  # (B, P, V)
         labels = batch["masked_lm_ids"].flatten()  # (B·P,)
         weights = batch["masked_lm_weights"].flatten()
         losses = F.cross_entropy(logits.flatten(0, 1), labels, reduction="none") * weights
         count = weights.sum()
         correct = ((logits.argmax(-1).flatten() == labels) * weights).sum()
         sums = {"loss_sum": losses.sum().detach(), "correct": correct.detach(), "count": count.detach()}
-        return losses.sum() / count.clamp(min=1.0), sums
+        return losses.sum() / count.clamp(min=1.0) + out.aux_loss, sums
+
+    def count_tokens(self, batch: Batch) -> tuple[int, int]:
+        return mask_tokens(batch["attention_mask"])
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
         return token_metrics(sums.get("loss_sum", 0.0), sums.get("correct", 0.0), sums.get("count", 0.0))

@@ -8,7 +8,6 @@ the model again (the vocabulary). A folder under its final name is complete.
 import base64
 import io
 import json
-import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -21,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from linctl.atomic import TMP_MARK
+from linctl.atomic import TMP_MARK, atomic_folder
 from linctl.errors import ConfigError, InputError
 
 PREFIX = "checkpoint-"
@@ -71,18 +70,13 @@ def save(
         files: extra files copied in under the given names (e.g. ``vocab.txt``).
     """
     final = Path(model_dir) / f"{PREFIX}{step:08d}"
-    tmp = final.with_name(f"{final.name}{TMP_MARK}{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_model(model, str(tmp / MODEL_FILE))
-    torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
-    (tmp / STATE_FILE).write_text(json.dumps(_encode(state), indent=1) + "\n", encoding="utf-8")
-    (tmp / CONFIG_FILE).write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
-    for name, source in files.items():
-        shutil.copyfile(source, tmp / name)
-    if final.exists():  # a rerun of the same step after a crash between rename and pruning
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_folder(final) as tmp:  # replaces a folder of the same step a crash left before pruning
+        save_model(model, str(tmp / MODEL_FILE))
+        torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+        (tmp / STATE_FILE).write_text(json.dumps(_encode(state), indent=1) + "\n", encoding="utf-8")
+        (tmp / CONFIG_FILE).write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+        for name, source in files.items():
+            shutil.copyfile(source, tmp / name)
     for old in checkpoints(model_dir)[:-keep]:
         shutil.rmtree(old)
     return final

@@ -83,8 +83,8 @@ def train(cfg: RunConfig, preflight: Preflight | None = None) -> TrainResult:
     batches = Batches(task.train_lengths, opts.batch_size, opts.seed, opts.bucket_window)
     if batches.per_epoch == 0:
         raise InputError(
-            f"task.train_dir {getattr(cfg.task, 'train_dir', '')}: {len(batches.lengths)} examples, "
-            f"fewer than one batch of train.batch_size {opts.batch_size}"
+            f"task {cfg.task.kind}: {len(batches.lengths)} training examples, fewer than one batch of "
+            f"train.batch_size {opts.batch_size}; lower train.batch_size or give more data"
         )
     config_dump = cfg.model_dump(mode="json")
     result = TrainResult(model_dir, step, step, resume, started)
@@ -105,7 +105,7 @@ def train(cfg: RunConfig, preflight: Preflight | None = None) -> TrainResult:
                         loss, sums = task.loss(stepping, batch)
                     (loss / opts.accumulate).backward()
                     losses.append(loss.detach())
-                    window.add(sums, batch["attention_mask"])
+                    window.add(sums, *task.count_tokens(batch))
                 clip = cfg.optim.clip_grad_norm or math.inf
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
                 step_loss = float(torch.stack(losses).mean())
@@ -152,12 +152,11 @@ class _Window:
         self.total_tokens = self.total_slots = 0
         self.start = time.perf_counter()
 
-    def add(self, sums: dict[str, torch.Tensor], attention_mask: torch.Tensor) -> None:
+    def add(self, sums: dict[str, torch.Tensor], tokens: int, slots: int) -> None:
         for key, value in sums.items():
             self.sums[key] = self.sums.get(key, 0.0) + float(value)
-        tokens = int(attention_mask.sum())
         self.tokens += tokens
-        self.slots += attention_mask.numel()
+        self.slots += slots
 
     def flush(self, summarize: Any) -> dict[str, Any]:
         seconds = max(time.perf_counter() - self.start, 1e-9)

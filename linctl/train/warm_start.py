@@ -11,14 +11,14 @@ from pathlib import Path
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file
-from torch import Tensor, nn
+from torch import Tensor
 
 from linctl.atomic import sha256_file
 from linctl.errors import InputError
+from linctl.models import Model
 from linctl.models.hf_bert import read_hf_bert
 from linctl.train.checkpoint import MODEL_FILE
 
-FRESH = ("pooler.", "head.", "mlm.")  # heads that may start from their initialisation
 HF_CONFIG, VOCAB = "config.json", "vocab.txt"
 SHOWN = 8  # names listed in an error before "and N more"
 
@@ -34,7 +34,7 @@ class WarmStart:
     vocab: Path | None = None
 
 
-def warm_start(model: nn.Module, source: Path, data_vocab: Path | None) -> WarmStart:
+def warm_start(model: Model, source: Path, data_vocab: Path | None) -> WarmStart:
     """Load ``source``'s weights into ``model``; ``data_vocab`` is the vocabulary the data was made with."""
     source = Path(source)
     state, vocab = _read(source)
@@ -44,7 +44,7 @@ def warm_start(model: nn.Module, source: Path, data_vocab: Path | None) -> WarmS
         for name, value in own.items()
         if name in state and state[name].shape != value.shape
     ]
-    missing = [name for name in own if name not in state and not name.startswith(FRESH)]
+    missing = [name for name in own if name not in state and not name.startswith(type(model).heads)]
     if shapes or missing:
         parts = ([f"missing {_listed(missing)}"] if missing else []) + (
             [f"shapes {_listed(shapes)}"] if shapes else []

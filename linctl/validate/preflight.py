@@ -18,12 +18,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from torch import Tensor, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from linctl.attention.linformer import Projections
 from linctl.config.load import apply_overrides, read_yaml, validate
 from linctl.errors import ConfigError, LinctlError
 from linctl.models import MODELS
+from linctl.models.base import ModelConfig
 from linctl.models.file import ModelFile
-from linctl.models.layers import ModelConfig
 from linctl.runtime.device import Backend, Precision, autocast, resolve_backend
 from linctl.runtime.memory import LiveMemory
 from linctl.tasks import TASKS, TaskSpec
@@ -72,7 +71,7 @@ class Preflight:
     backend: str
     problems: list[str] = field(default_factory=list)
     parameters: int = 0
-    projection_parameters: int = 0  # Linformer E/F matrices
+    parameters_by_module: dict[str, int] = field(default_factory=dict)  # by the class that holds them
     step: StepTrace | None = None
     memory_available: int | None = None
     max_batch: int | None = None
@@ -92,7 +91,7 @@ def preflight(job: Job, backend: Backend, problems: list[str]) -> Preflight:
             f"train.precision {job.precision}: backend {backend.name} supports {', '.join(backend.dtypes)}"
         )
     try:
-        found.parameters, found.projection_parameters, step, slope = _trace(job, backend)
+        found.parameters, found.parameters_by_module, step, slope = _trace(job, backend)
     except TraceError as exc:
         found.problems.append(str(exc))
         found.seconds = time.perf_counter() - start
@@ -111,8 +110,9 @@ def preflight(job: Job, backend: Backend, problems: list[str]) -> Preflight:
     return found
 
 
-def _trace(job: Job, backend: Backend) -> tuple[int, int, StepTrace, float]:
-    """Return parameter counts, the step at the job's batch size, and the peak bytes per extra example."""
+def _trace(job: Job, backend: Backend) -> tuple[int, dict[str, int], StepTrace, float]:
+    """Return the parameter count (all, and by module class), the step at the job's batch size, and the
+    peak bytes per extra example."""
     memory = LiveMemory()
     on_device = torch.device(backend.device) if backend.device.type != "cpu" else contextlib.nullcontext()
     with FakeTensorMode(), memory, on_device:
@@ -122,9 +122,7 @@ def _trace(job: Job, backend: Backend) -> tuple[int, int, StepTrace, float]:
             raise TraceError(f"model: cannot be built: {_short(exc)}") from None
         model.train()
         parameters = sum(p.numel() for p in model.parameters())
-        projections = {
-            id(p): p.numel() for m in model.modules() if isinstance(m, Projections) for p in m.parameters()
-        }
+        by_module = parameters_by_module(model)
         optimizer = build_optimizer(model, job.optim)
         for p in model.parameters():  # one update creates the optimizer state a steady-state step holds
             p.grad = torch.zeros_like(p)
@@ -138,7 +136,7 @@ def _trace(job: Job, backend: Backend) -> tuple[int, int, StepTrace, float]:
         other = 2 * job.batch_size if job.batch_size == 1 else job.batch_size // 2
         second = _step(job, other, False, *state)  # only for how the peak grows with the batch
     slope = (step.peak - second.peak) / (job.batch_size - other)
-    return parameters, sum(projections.values()), step, slope
+    return parameters, by_module, step, slope
 
 
 def _step(
@@ -173,6 +171,19 @@ def _step(
     )  # fmt: skip
 
 
+def parameters_by_module(model: nn.Module) -> dict[str, int]:
+    """Return how many parameters the modules of each class hold directly (a shared one counted once),
+    largest first: ``{"Linear": …, "Embedding": …, "Projections": …}``."""
+    counts: dict[str, int] = {}
+    seen: set[int] = set()
+    for module in model.modules():
+        for p in module.parameters(recurse=False):
+            if id(p) not in seen:
+                seen.add(id(p))
+                counts[type(module).__name__] = counts.get(type(module).__name__, 0) + p.numel()
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
 def _unique_tensors(model: nn.Module) -> list[Tensor]:
     seen: dict[int, Tensor] = {}
     for tensor in [*model.parameters(), *model.buffers()]:
@@ -196,7 +207,7 @@ def describe(found: Preflight) -> dict[str, Any]:
         "ok": not found.problems,
         "problems": found.problems,
         "parameters": found.parameters,
-        "projection_parameters": found.projection_parameters,
+        "parameters_by_module": found.parameters_by_module,
         "memory_available": found.memory_available,
         "max_batch": found.max_batch,
         "seconds": round(found.seconds, 3),
@@ -312,10 +323,11 @@ def _model_job(model: ModelConfig, batch_size: int) -> Job:
     """The step `linctl bench --level model --mode train` measures, on full-length random token ids."""
 
     def example(size: int) -> Batch:
-        return {"input_ids": torch.randint(0, model.vocab_size, (size, model.max_seq_length))}  # type: ignore[attr-defined]
+        return model.example_inputs(size, model.max_seq_length)  # full-length sequences
 
     def loss(module: nn.Module, batch: Batch) -> Tensor:
-        return module(batch["input_ids"]).float().square().mean()
+        out = module(**batch)
+        return out.primary.float().square().mean() + out.aux_loss
 
     return Job(model=model, loss=loss, example=example, batch_size=batch_size)
 

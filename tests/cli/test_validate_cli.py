@@ -53,7 +53,8 @@ def test_tiny_config_with_its_data(cli, tmp_path, tiny_run):
     step = report["step"]
     assert step["batch_size"] == 3 and step["tokens"] == 3 * 16
     # Linformer key-value sharing: one k×n matrix per layer, k = 7, n = 16, 2 layers
-    assert report["projection_parameters"] == 2 * 7 * 16
+    assert report["parameters_by_module"]["Projections"] == 2 * 7 * 16
+    assert sum(report["parameters_by_module"].values()) == report["parameters"]
     # training costs about three forward passes (the backward pass does two products per forward one)
     assert 2.5 < step["flops_train_per_token"] / step["flops_forward_per_token"] <= 3.0
 

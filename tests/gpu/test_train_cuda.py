@@ -32,11 +32,11 @@ def test_cuda_matches_cpu_and_ignores_padding(attention):
     mask = torch.ones(3, 13, dtype=torch.bool)
     mask[1, 9:] = False
     with torch.no_grad():
-        on_cpu = model(ids, mask)
-        on_cuda = model.cuda()(ids.cuda(), mask.cuda())
+        on_cpu = model(ids, mask).hidden
+        on_cuda = model.cuda()(ids.cuda(), mask.cuda()).hidden
         changed = ids.clone()
         changed[1, 9:] = 5
-        padded_changed = model(changed.cuda(), mask.cuda())
+        padded_changed = model(changed.cuda(), mask.cuda()).hidden
     torch.testing.assert_close(on_cuda.cpu(), on_cpu, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(padded_changed[1, :9], on_cuda[1, :9])
 

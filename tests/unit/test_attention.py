@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from pydantic import TypeAdapter, ValidationError
 
 from linctl.attention import ATTENTION, AttentionSpec
+from linctl.attention.base import KVCache
 from linctl.attention.linformer import CEREBRAS_STYLES, Sharing
 from linctl.errors import InputError
 from linctl.models import MODELS, ModelSpec
@@ -59,7 +60,7 @@ def test_linformer_with_identity_projections_is_softmax(sharing, impl):
             if proj is not None:
                 proj.copy_(torch.eye(T).expand_as(proj))
     x = torch.randn(B, T, C)
-    torch.testing.assert_close(linformer(x), softmax(x), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(linformer(x).out, softmax(x).out, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -68,8 +69,8 @@ def test_softmax_sdpa_matches_eager(causal):
     eager = attention(kind="softmax", impl="eager", causal=causal)
     eager.load_state_dict(sdpa.state_dict())
     x, mask = torch.randn(B, T, C), lengths_mask([16, 11, 5])
-    torch.testing.assert_close(eager(x, mask), sdpa(x, mask))
-    torch.testing.assert_close(eager(x), sdpa(x))
+    torch.testing.assert_close(eager(x, mask).out, sdpa(x, mask).out)
+    torch.testing.assert_close(eager(x).out, sdpa(x).out)
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
@@ -79,7 +80,7 @@ def test_padded_positions_do_not_reach_real_tokens(variant):
     x, mask = torch.randn(B, T, C), lengths_mask(lengths)
     x2 = x.clone()
     x2[~mask] = 1e6 * torch.randn(int((~mask).sum()), C)  # any content, even huge, at padded positions
-    y, y2 = attn(x, mask), attn(x2, mask)
+    y, y2 = attn(x, mask).out, attn(x2, mask).out
     for b, n in enumerate(lengths):
         torch.testing.assert_close(y2[b, :n], y[b, :n])
 
@@ -89,8 +90,8 @@ def test_amount_of_trailing_padding_does_not_matter(variant):
     attn = attention(**variant)
     lengths = [11, 8, 3]
     x = torch.randn(B, T, C)
-    short = attn(x[:, :11], lengths_mask(lengths, 11))
-    long = attn(x, lengths_mask(lengths, T))
+    short = attn(x[:, :11], lengths_mask(lengths, 11)).out
+    long = attn(x, lengths_mask(lengths, T)).out
     for b, n in enumerate(lengths):
         torch.testing.assert_close(long[b, :n], short[b, :n])
 
@@ -103,8 +104,8 @@ def test_causal_softmax_ignores_the_future(impl, padded):
     x = torch.randn(B, T, C)
     x2 = x.clone()
     x2[:, 9:] += torch.randn(B, T - 9, C)  # change only the future
-    torch.testing.assert_close(attn(x2, mask)[:, :9], attn(x, mask)[:, :9])
-    assert not torch.allclose(attn(x2, mask)[:, 9:12], attn(x, mask)[:, 9:12])
+    torch.testing.assert_close(attn(x2, mask).out[:, :9], attn(x, mask).out[:, :9])
+    assert not torch.allclose(attn(x2, mask).out[:, 9:12], attn(x, mask).out[:, 9:12])
 
 
 def test_bidirectional_attention_sees_the_future():
@@ -113,7 +114,7 @@ def test_bidirectional_attention_sees_the_future():
     x = torch.randn(B, T, C)
     x2 = x.clone()
     x2[:, 9:] += 1.0
-    assert not torch.allclose(attn(x2)[:, :9], attn(x)[:, :9])
+    assert not torch.allclose(attn(x2).out[:, :9], attn(x).out[:, :9])
 
 
 @pytest.mark.parametrize(
@@ -188,8 +189,72 @@ def test_gradients_reach_every_parameter(variant):
     model = MODELS.build(model_cfg(attention=variant, dropout=0.0))
     ids, mask = torch.randint(0, V, (B, T)), lengths_mask([16, 13, 9])
     positions = torch.tensor([[1, 4, 15], [0, 7, 12], [2, 3, 8]])  # (B, P)
-    logits = model.mlm_logits(model(ids, mask), positions)  # (B, P, V)
+    logits = model.mlm_logits(model(ids, mask).hidden, positions)  # (B, P, V)
     F.cross_entropy(logits.reshape(-1, V), torch.randint(0, V, (positions.numel(),))).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None, name
         assert p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_cross_attention_reads_the_memory_and_ignores_its_padding(variant):
+    attn = attention(**variant)
+    x, memory = torch.randn(B, 5, C), torch.randn(B, 11, C)  # 5 queries over 11 encoder states
+    mask = lengths_mask([11, 7, 2], 11)
+    y = attn(x, mask, memory=memory).out
+    assert y.shape == (B, 5, C)
+    changed = memory.clone()
+    changed[~mask] = 1e6 * torch.randn(int((~mask).sum()), C)
+    torch.testing.assert_close(attn(x, mask, memory=changed).out, y)
+    moved = memory.clone()
+    moved[0, 3] += 1.0  # a real memory position moves every query of its sequence
+    assert not torch.allclose(attn(x, mask, memory=moved).out[0], y[0])
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_cross_attention_over_the_input_itself_is_self_attention(variant):
+    attn = attention(**variant)
+    x, mask = torch.randn(B, T, C), lengths_mask([16, 10, 4])
+    torch.testing.assert_close(attn(x, mask, memory=x).out, attn(x, mask).out, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_decoding_with_a_cache_matches_the_whole_causal_sequence(impl):
+    attn = attention(kind="softmax", impl=impl, causal=True)
+    x = torch.randn(B, 9, C)
+    whole = attn(x).out
+    cache = KVCache()
+    first = attn(x[:, :4], cache=cache).out  # a prompt of 4, then one token at a time
+    steps = [attn(x[:, t : t + 1], cache=cache).out for t in range(4, 9)]
+    assert cache.length == 9
+    torch.testing.assert_close(torch.cat([first, *steps], dim=1), whole, rtol=1e-5, atol=1e-6)
+
+
+def test_cross_attention_cache_computes_the_memory_once():
+    attn = attention(kind="softmax")
+    memory, cache = torch.randn(B, 11, C), KVCache()
+    x = torch.randn(B, 3, C)
+    first = attn(x, memory=memory, cache=cache).out
+    assert cache.length == 11
+    # the cached keys and values are used even when another memory is passed
+    torch.testing.assert_close(attn(x, memory=torch.zeros_like(memory), cache=cache).out, first)
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v["kind"] != "softmax"], ids=str)
+def test_a_bidirectional_kind_refuses_a_decoding_cache(variant):
+    with pytest.raises(ValueError, match="cannot decode with a cache"):
+        attention(**variant)(torch.randn(B, 3, C), cache=KVCache())
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_kinds_without_an_auxiliary_loss_report_zero(variant):
+    aux = attention(**variant)(torch.randn(B, T, C)).aux_loss
+    assert aux.shape == () and float(aux) == 0.0
+
+
+def test_bench_learns_each_kind_from_its_declarations():
+    for kind in ATTENTION.kinds():
+        config = ATTENTION.classes[kind].Config
+        assert set(config.swept) <= set(config.model_fields)
+        for values in config.baselines.values():
+            config(**values)  # each baseline is a valid variant of its kind

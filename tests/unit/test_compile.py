@@ -54,7 +54,7 @@ def line_of(method, text: str) -> int:
 
 def test_data_dependent_branch_names_the_file_line_and_module():
     with pytest.raises(ConfigError) as err:
-        export_model(Branchy(), example_inputs(3, 5, 11, CPU, seed=0))
+        export_model(Branchy(), example_inputs(short_encoder(), 3, CPU, seed=0))
     message = str(err.value)
     assert "\n" not in message
     assert "data-dependent control flow" in message
@@ -64,7 +64,7 @@ def test_data_dependent_branch_names_the_file_line_and_module():
 
 def test_operator_without_fake_kernel_names_the_operator_and_line():
     with pytest.raises(ConfigError) as err:
-        export_model(Opaque(), example_inputs(3, 5, 11, CPU, seed=0))
+        export_model(Opaque(), example_inputs(short_encoder(), 3, CPU, seed=0))
     message = str(err.value)
     assert "\n" not in message and "linctl_test::opaque" in message
     assert f"test_compile.py:{line_of(Opaque.forward, 'opaque(')} in forward (Opaque)" in message
@@ -76,20 +76,27 @@ def tiny_encoder(**kw):
     return TypeAdapter(ModelSpec).validate_python(sizes | attention | kw)
 
 
+def short_encoder():
+    """Inputs of 5 tokens from a vocabulary of 11."""
+    return tiny_encoder(vocab_size=11, max_seq_length=5, attention={"kind": "softmax"})
+
+
 def test_exported_encoder_serves_other_batch_sizes_and_is_counted():
     model = MODELS.build(tiny_encoder()).eval()
-    exported = export_model(model, example_inputs(3, 16, 97, CPU, seed=0))
+    exported = export_model(model, example_inputs(model.cfg, 3, CPU, seed=0))
     for batch in (1, 5):
-        ids, mask = example_inputs(batch, 16, 97, CPU, seed=batch)  # (B, T) each
+        inputs = example_inputs(model.cfg, batch, CPU, seed=batch)  # (B, T) each
         with torch.no_grad():
-            torch.testing.assert_close(exported.module()(ids, mask), model(ids, mask))
+            torch.testing.assert_close(exported.module()(*inputs.values()), model(**inputs).hidden)
     stats = graph_stats(exported)
     assert stats["nodes"] > stats["call_function"] >= sum(stats["aten_ops"].values()) > 0
     assert stats["aten_ops"]["aten.scaled_dot_product_attention.default"] == 2  # one per layer
 
 
 def test_example_mask_is_padded_but_never_empty():
-    ids, mask = example_inputs(5, 16, 97, CPU, seed=0)
+    inputs = example_inputs(tiny_encoder(), 5, CPU, seed=0)
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    assert list(inputs) == ["input_ids", "attention_mask"]
     assert ids.shape == mask.shape == (5, 16) and mask.dtype == torch.bool
     lengths = mask.sum(1)
     assert lengths[0] == 16 and lengths[-1] == 8 and bool((lengths >= 1).all())

@@ -33,7 +33,7 @@ def lengths_mask(lengths, length=T):
 @pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
 def test_output_shapes(variant, length):
     model = encoder(attention=variant)
-    hidden = model(torch.randint(0, V, (B, length)), lengths_mask([length, 9, 4], length))
+    hidden = model(torch.randint(0, V, (B, length)), lengths_mask([length, 9, 4], length)).hidden
     assert hidden.shape == (B, length, C) and hidden.isfinite().all()
     logits = model.mlm_logits(hidden, torch.tensor([[0, 5], [3, 8], [1, 2]]))  # (B, P=2)
     assert logits.shape == (B, 2, V) and logits.isfinite().all()
@@ -41,7 +41,7 @@ def test_output_shapes(variant, length):
 
 def test_mlm_logits_read_the_given_positions():
     model = encoder()
-    hidden = model(torch.randint(0, V, (B, 13)))
+    hidden = model(torch.randint(0, V, (B, 13))).hidden
     positions = torch.tensor([[0, 5, 12], [3, 8, 1], [12, 2, 2]])
     picked = model.mlm_logits(hidden, positions)
     for b in range(B):
@@ -61,15 +61,17 @@ def test_no_segment_embedding_when_segment_vocab_size_is_0():
     model = encoder(segment_vocab_size=0)
     assert model.embeddings.segments is None
     assert not any("segments" in name for name, _ in model.named_parameters())
-    assert model(torch.randint(0, V, (B, T))).shape == (B, T, C)
+    assert model(torch.randint(0, V, (B, T))).hidden.shape == (B, T, C)
 
 
 def test_segment_ids_change_the_output():
     model = encoder(segment_vocab_size=2)
     ids = torch.randint(0, V, (B, T))
     segments = (torch.arange(T) >= 8).long().expand(B, T)
-    torch.testing.assert_close(model(ids, None, torch.zeros_like(ids)), model(ids))  # default: segment 0
-    assert not torch.allclose(model(ids, None, segments), model(ids))
+    torch.testing.assert_close(
+        model(ids, None, torch.zeros_like(ids)).hidden, model(ids).hidden
+    )  # default: segment 0
+    assert not torch.allclose(model(ids, None, segments).hidden, model(ids).hidden)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -79,8 +81,8 @@ def test_padding_does_not_change_real_tokens(variant, norm_first):
     lengths = [11, 8, 3]
     ids, mask = torch.randint(0, V, (B, T)), lengths_mask(lengths)
     other = torch.where(mask, ids, torch.randint(0, V, (B, T)))  # other tokens at padded positions
-    short = model(ids[:, :11], mask[:, :11])  # the same real tokens with less padding
-    hidden, other_hidden = model(ids, mask), model(other, mask)
+    short = model(ids[:, :11], mask[:, :11]).hidden  # the same real tokens with less padding
+    hidden, other_hidden = model(ids, mask).hidden, model(other, mask).hidden
     for b, n in enumerate(lengths):
         torch.testing.assert_close(other_hidden[b, :n], hidden[b, :n])
         torch.testing.assert_close(short[b, :n], hidden[b, :n])
@@ -90,9 +92,9 @@ def test_padding_does_not_change_real_tokens(variant, norm_first):
 def test_eval_is_deterministic_and_train_uses_dropout(variant):
     model = encoder(attention=variant | {"dropout": 0.1}, dropout=0.1)
     ids, mask = torch.randint(0, V, (B, T)), lengths_mask([16, 13, 9])
-    torch.testing.assert_close(model(ids, mask), model(ids, mask), rtol=0, atol=0)
+    torch.testing.assert_close(model(ids, mask).hidden, model(ids, mask).hidden, rtol=0, atol=0)
     model.train()
-    assert not torch.allclose(model(ids, mask), model(ids, mask))
+    assert not torch.allclose(model(ids, mask).hidden, model(ids, mask).hidden)
 
 
 def test_norm_first_adds_a_final_norm_and_changes_the_function():
@@ -100,6 +102,6 @@ def test_norm_first_adds_a_final_norm_and_changes_the_function():
     assert post.final_norm is None and pre.final_norm is not None
     pre.load_state_dict(post.state_dict(), strict=False)  # the same weights, arranged pre-LN
     ids = torch.randint(0, V, (B, 13))
-    hidden = pre(ids)
+    hidden = pre(ids).hidden
     assert hidden.shape == (B, 13, C) and hidden.isfinite().all()
-    assert not torch.allclose(hidden, post(ids))
+    assert not torch.allclose(hidden, post(ids).hidden)

@@ -92,7 +92,7 @@ def test_bert_model_hidden_states_and_pooler_match(tmp_path, fmt):
     ids, segments, mask = _inputs(torch.Generator().manual_seed(2))
     with torch.no_grad():
         theirs = hf(input_ids=ids, attention_mask=mask.long(), token_type_ids=segments)
-        ours = _linctl(imported, strict=False)(ids, mask, segments)
+        ours = _linctl(imported, strict=False)(ids, mask, segments).hidden
     torch.testing.assert_close(ours[mask], theirs.last_hidden_state[mask], rtol=0, atol=1e-5)
     pooled = torch.tanh(ours[:, 0] @ imported.pooler["pooler.weight"].T + imported.pooler["pooler.bias"])
     torch.testing.assert_close(pooled, theirs.pooler_output, rtol=0, atol=1e-5)
@@ -103,7 +103,7 @@ def test_bert_model_hidden_states_and_pooler_match(tmp_path, fmt):
     result = classifier.load_state_dict(imported.state_dict | imported.pooler, strict=False)
     assert not result.unexpected_keys and sorted(result.missing_keys) == ["head.bias", "head.weight"]
     with torch.no_grad():
-        hidden = classifier(ids, mask, segments)
+        hidden = classifier(ids, mask, segments).hidden
         torch.testing.assert_close(
             classifier.pooler(hidden[:, 0]).tanh(), theirs.pooler_output, rtol=0, atol=1e-5
         )
@@ -125,7 +125,7 @@ def test_masked_lm_logits_match(tmp_path, fmt):
     positions = torch.tensor([[0, 5, 16], [1, 2, 10], [0, 3, 4]])  # (B, P), all at real tokens
     with torch.no_grad():
         theirs = hf(input_ids=ids, attention_mask=mask.long(), token_type_ids=segments).logits  # (B, T, V)
-        ours = model.mlm_logits(model(ids, mask, segments), positions)
+        ours = model.mlm_logits(model(ids, mask, segments).hidden, positions)
     expected = torch.gather(theirs, 1, positions[..., None].expand(-1, -1, theirs.size(-1)))
     torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
 

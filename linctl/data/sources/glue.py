@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from linctl.errors import InputError
+from linctl.metrics.glue import folded
 
 FORMATS = ("glue", "sts-csv", "jsonl", "cola-raw")
 STS_RANGE = (0.0, 5.0)
@@ -58,21 +59,16 @@ TASKS: dict[str, GlueTask] = {
         GlueTask("WNLI", True, BINARY, "sentence1", "sentence2", "label"),
     )
 }
-COLA_COLUMNS = 4  # CoLA train/dev: source, label, author's notation, sentence (no header)
 STS_COLUMNS = 7  # STS Benchmark: genre, file, year, id, score, sentence1, sentence2 [, licence fields]
 
 
 def task_named(name: str) -> GlueTask:
     """Return the task called ``name`` (any case; ``sst2``, ``sts_b`` work), or raise ValueError."""
-    wanted = _folded(name)
+    wanted = folded(name)
     for task in TASKS.values():
-        if _folded(task.name) == wanted:
+        if folded(task.name) == wanted:
             return task
     raise ValueError(f"unknown GLUE task; choose one of {', '.join(TASKS)}")
-
-
-def _folded(name: str) -> str:
-    return name.lower().replace("-", "").replace("_", "")
 
 
 class Example(NamedTuple):

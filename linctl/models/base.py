@@ -1,0 +1,131 @@
+"""The model contract every family implements once: its config, random example inputs, a forward that
+returns an output record, and heads as typed capabilities that tasks ask for.
+
+Tools (train, eval, validate, compile, bench) use only this contract: they build a model from its
+config through ``MODELS``, make inputs with ``cfg.example_inputs``, call ``model(**inputs)`` and read
+the ``ModelOutput``; a task checks the capability it needs (``MaskedLM``, ``Classifier``).
+"""
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar, NamedTuple, Protocol, Self, runtime_checkable
+
+import torch
+from pydantic import Field, PositiveInt, model_validator
+from torch import Tensor, nn
+
+from linctl.attention import AttentionSpec
+from linctl.attention.softmax import SoftmaxAttention
+from linctl.config.strict import Strict
+
+
+class ModelOutput(NamedTuple):
+    """What a model's forward returns."""
+
+    hidden: Tensor  # (B, T, C) the last layer's states
+    aux_loss: Tensor  # () the sum of the auxiliary losses its layers report; zero when none
+    logits: Tensor | None = None  # (B, T, V) for a family whose head is part of its forward
+
+    @property
+    def primary(self) -> Tensor:
+        """The tensor tools take as the result (a package serves it): the logits, else the states."""
+        return self.hidden if self.logits is None else self.logits
+
+
+class ModelConfig(Strict):
+    """Sizes every Transformer has. The Cerebras keys ``attention_style`` and ``projected_dims``
+    at this level select a Linformer attention, as in the model zoo's configs."""
+
+    kind: str
+    d_model: PositiveInt = 768
+    n_heads: PositiveInt = 12
+    n_layers: PositiveInt = 12
+    d_ff: PositiveInt = 3072
+    max_seq_length: PositiveInt = 512
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    layer_norm_eps: float = Field(1e-5, gt=0.0)
+    norm_first: bool = False  # pre-LN blocks; False is BERT's post-LN
+    attention: AttentionSpec = Field(default_factory=SoftmaxAttention.Config)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cerebras_attention(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not {"attention_style", "projected_dims"} & data.keys():
+            return data
+        data = dict(data)
+        attention = dict(data.get("attention") or {})
+        attention.setdefault("kind", "linformer")
+        for key in ("attention_style", "projected_dims"):
+            if key in data:
+                attention[key] = data.pop(key)
+        data["attention"] = attention
+        return data
+
+    @model_validator(mode="after")
+    def _sizes_fit(self) -> Self:
+        problems = []
+        if self.d_model % self.n_heads:
+            problems.append(
+                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}); "
+                f"head size would be {self.d_model / self.n_heads:g}"
+            )
+        try:
+            self.attention.check_length(self.max_seq_length)
+        except ValueError as exc:
+            problems.append(f"attention: {exc}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @abstractmethod
+    def example_inputs(
+        self,
+        batch: int,
+        length: int,
+        lengths: Sequence[int] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Return random keyword inputs of ``batch`` sequences padded to ``length`` (on the CPU).
+
+        ``lengths`` gives each sequence's real length (then a padding mask comes with the inputs);
+        None means every sequence is full and no mask is needed. Every tool that runs a model without
+        data (validate, compile, bench) takes its inputs from here.
+        """
+
+
+class Model(nn.Module):
+    """Base of every family: a nested ``Config`` (registered on its ``kind``) and ``forward(**inputs)``
+    returning a ``ModelOutput``."""
+
+    Config: ClassVar[type[ModelConfig]]
+    heads: ClassVar[tuple[str, ...]] = ()  # parameter prefixes of heads a warm start may leave fresh
+
+
+def token_inputs(
+    vocab_size: int, batch: int, length: int, lengths: Sequence[int] | None, generator: torch.Generator | None
+) -> dict[str, Tensor]:
+    """Random ``input_ids`` (B, T) and, with ``lengths``, ``attention_mask`` (B, T), True at real tokens."""
+    inputs = {"input_ids": torch.randint(0, vocab_size, (batch, length), generator=generator)}
+    if lengths is not None:
+        if len(lengths) != batch or not all(1 <= n <= length for n in lengths):
+            raise ValueError(f"lengths {list(lengths)} must be {batch} values in [1, {length}]")
+        inputs["attention_mask"] = torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
+    return inputs
+
+
+@runtime_checkable
+class MaskedLM(Protocol):
+    """A model with a masked-LM head."""
+
+    def mlm_logits(self, hidden: Tensor, positions: Tensor) -> Tensor:
+        """Return vocabulary logits (B, P, V) at ``positions`` (B, P) of ``hidden`` (B, T, C)."""
+        ...
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """A model with a sequence classification (or regression) head."""
+
+    def classify(self, hidden: Tensor) -> Tensor:
+        """Return (B, num_labels) outputs from hidden states (B, T, C)."""
+        ...
