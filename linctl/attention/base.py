@@ -25,7 +25,8 @@ class AttentionConfig(Strict):
     ``swept`` lists the fields `linctl bench` measures at several values (a ``Literal`` field at each of
     its choices, any other field at the values of the bench option of the same name, e.g. ``--k``);
     ``baselines`` names the report columns this kind is the reference of, each with the field values
-    of the reference variant (softmax: ``speedup`` against SDPA, ``speedup_eager`` against eager).
+    of the reference variant (softmax: ``speedup`` against SDPA, ``speedup_eager`` against eager);
+    ``model_level_keys`` are keys a model section may give outside ``attention`` to select this kind.
     """
 
     kind: str
@@ -35,6 +36,7 @@ class AttentionConfig(Strict):
 
     swept: ClassVar[tuple[str, ...]] = ()
     baselines: ClassVar[dict[str, dict[str, Any]]] = {}
+    model_level_keys: ClassVar[tuple[str, ...]] = ()  # keys of a model section that select this kind
 
     def check_length(self, max_seq_length: int) -> None:
         """Raise ValueError when this attention cannot serve sequences of ``max_seq_length`` tokens."""

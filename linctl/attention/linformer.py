@@ -99,6 +99,7 @@ class LinformerAttention(Attention):
         sharing: Sharing = "none"
 
         swept: ClassVar[tuple[str, ...]] = ("k", "sharing")
+        model_level_keys: ClassVar[tuple[str, ...]] = ("attention_style", "projected_dims")  # Cerebras
 
         @model_validator(mode="before")
         @classmethod

@@ -14,7 +14,7 @@ import torch
 from pydantic import Field, PositiveInt, model_validator
 from torch import Tensor, nn
 
-from linctl.attention import AttentionSpec
+from linctl.attention import ATTENTION, AttentionSpec
 from linctl.attention.softmax import SoftmaxAttention
 from linctl.config.strict import Strict
 
@@ -33,8 +33,8 @@ class ModelOutput(NamedTuple):
 
 
 class ModelConfig(Strict):
-    """Sizes every Transformer has. The Cerebras keys ``attention_style`` and ``projected_dims``
-    at this level select a Linformer attention, as in the model zoo's configs."""
+    """Sizes every Transformer has. Keys an attention kind claims at this level (``model_level_keys``:
+    Linformer's ``attention_style`` and ``projected_dims``, as in the model zoo's configs) select it."""
 
     kind: str
     d_model: PositiveInt = 768
@@ -49,16 +49,18 @@ class ModelConfig(Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _cerebras_attention(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not {"attention_style", "projected_dims"} & data.keys():
+    def _attention_keys_at_model_level(cls, data: Any) -> Any:
+        """Move keys an attention kind claims at this level (the Cerebras names) into ``attention``."""
+        if not isinstance(data, dict):
             return data
-        data = dict(data)
-        attention = dict(data.get("attention") or {})
-        attention.setdefault("kind", "linformer")
-        for key in ("attention_style", "projected_dims"):
-            if key in data:
-                attention[key] = data.pop(key)
-        data["attention"] = attention
+        for kind in ATTENTION.kinds():
+            claimed = [key for key in ATTENTION.classes[kind].Config.model_level_keys if key in data]
+            if claimed:
+                data = dict(data)
+                attention = dict(data.get("attention") or {})
+                attention.setdefault("kind", kind)
+                attention.update({key: data.pop(key) for key in claimed})
+                data["attention"] = attention
         return data
 
     @model_validator(mode="after")
