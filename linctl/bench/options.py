@@ -1,7 +1,7 @@
 """What `linctl bench` measures: its options, the model presets and the attention variants they expand to."""
 
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 from pydantic import ByteSize, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
@@ -38,7 +38,7 @@ class BenchOptions(Strict):
     batch_size: PositiveInt | None = None  # default 1
     max_batch: bool = False
     memory_budget: ByteSize | None = None
-    dtype: Precision = "fp32"
+    precision: Precision = "fp32"
     device: DeviceName = "auto"
     warmup: int = Field(1, ge=0)
     repeats: PositiveInt = 5
@@ -84,6 +84,16 @@ class Variant(Strict):
     @property
     def kind(self) -> str:
         return str(self.attention["kind"])
+
+
+def sharing_modes() -> list[str]:
+    """Return the values of ``--sharing``: those of every registered kind that has a ``sharing`` field."""
+    modes: list[str] = []
+    for cls in ATTENTION.classes.values():
+        field = cls.Config.model_fields.get("sharing")
+        if field is not None:
+            modes += [mode for mode in get_args(field.annotation) if mode not in modes]
+    return modes
 
 
 def label_of(attention: AttentionConfig) -> str:

@@ -16,7 +16,8 @@ def compile_model(
     output: Annotated[
         Path | None,
         typer.Option(
-            help="Package folder (default: MODEL_DIR/compiled for run configs, else compiled/CONFIG_STEM)."
+            "--output-dir",
+            help="Package folder [default: MODEL_DIR/compiled for run configs, else compiled/CONFIG_STEM].",
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the package folder if it exists.")] = False,
@@ -27,12 +28,12 @@ def compile_model(
     batch_size: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Batch of the example inputs (default: the config's train.batch_size, else 8)."
+            min=1, help="Batch of the example inputs [default: the config's train.batch_size, else 8]."
         ),
     ] = None,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="Checkpoint folder to take the weights from (default: initialised from the seed)."),
+        typer.Option(help="Checkpoint folder to take the weights from [default: initialised from the seed]."),
     ] = None,
     set_: OverridesOpt = None,
 ) -> None:

@@ -20,6 +20,7 @@ OverridesOpt = Annotated[
     list[str] | None, typer.Option("--set", help="Override a config key: --set a.b=c (repeatable).")
 ]
 WorkersOpt = Annotated[int | None, typer.Option(help="Worker processes [default: every core].")]
+InputPrefixOpt = Annotated[str, typer.Option(help="Prefix joined to relative input paths [default: none].")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of every random choice; same seed, same bytes.")]
 SpacyModelOpt = Annotated[
     str,
@@ -75,15 +76,26 @@ def print_summary(title: str, rows: dict[str, Any]) -> None:
     console.print(table)
 
 
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the report as JSON to this file.")]
 RunConfigOpt = Annotated[Path, typer.Option("--config", help="YAML run config (model, task, optim, train).")]
 ModelDirOpt = Annotated[
     Path | None, typer.Option(help="Folder of checkpoints and metrics [default: the config's model_dir].")
 ]
-BackendOpt = Annotated[
-    str, typer.Option(help="auto (cuda when a GPU is visible, else cpu), cpu, cuda or cs (Cerebras).")
-]
 DeviceOpt = Annotated[
-    str | None, typer.Option(help="auto, cpu or cuda [default: the config's train.device, auto].")
+    str | None,
+    typer.Option(
+        metavar="DEVICE",
+        help="Where to run: auto is cuda when a GPU is visible, else cpu "
+        "[default: the config's train.device, auto].",
+    ),
+]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        metavar="BACKEND",
+        help="The hardware to target: auto is cuda when a GPU is visible, else cpu; cs is a Cerebras system.",
+    ),
 ]
 
 

@@ -60,7 +60,7 @@ class Source:
     model: Any  # a ModelSpec member, e.g. EncoderModel.Config
     batch_size: int | None  # a run config's train.batch_size
     seed: int  # a run config's train.seed, else 0
-    output: Path  # where the package goes unless --output says otherwise
+    output: Path  # where the package goes unless --output-dir says otherwise
 
 
 @dataclass(frozen=True)
@@ -105,11 +105,11 @@ def claim_output(output: Path, force: bool) -> None:
     Even ``force`` replaces only an earlier package or an empty folder, never another kind of folder.
     """
     if output.exists() and not force:
-        raise OutputError(f"{output} exists; choose another --output, or add --force to replace it")
+        raise OutputError(f"{output} exists; choose another --output-dir, or add --force to replace it")
     if output.exists() and not (output / REPORT).is_file() and (output.is_file() or any(output.iterdir())):
         raise OutputError(
             f"{output} exists and is not a package of linctl compile (no {REPORT}); "
-            f"--force replaces only those: choose another --output"
+            f"--force replaces only those: choose another --output-dir"
         )
     for stray in output.parent.glob(f"{output.name}{TMP_MARK}*"):
         _remove(stray)

@@ -107,7 +107,8 @@ def test_peers_need_the_model_level(cli):
         (["--seq-len", "0"], "--seq-len"),
         (["--seq-len", "5,x"], "--seq-len"),
         (["--level", "layer"], "--level"),
-        (["--dtype", "fp16"], "--dtype"),
+        (["--precision", "fp16"], "--precision"),
+        (["--dtype", "fp16"], "--precision"),  # its old name
         (["--preset", "huge"], "unknown preset 'huge'"),
         (["--max-batch", "--batch-size", "4"], "not both"),
         (["--memory-budget", "1GiB"], "add --max-batch"),

@@ -155,9 +155,11 @@ def test_eval_prints_and_writes_metrics_that_match_training(cli, trained, tmp_pa
 
     records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     final = [record for record in records if "eval_loss" in record][-1]
-    again = tmp_path / "again.json"
-    cli("eval", "--checkpoint", trained / "checkpoint-00000012", "--output", again)
+    again, old_name = tmp_path / "again.json", tmp_path / "old-name.json"
+    cli("eval", "--checkpoint", trained / "checkpoint-00000012", "--json", again)
+    cli("eval", "--checkpoint", trained / "checkpoint-00000012", "--output", old_name)  # --json's old name
     from_checkpoint = json.loads(again.read_text())
+    assert json.loads(old_name.read_text()) == from_checkpoint
     assert from_checkpoint["step"] == final["step"] == 12
     for key in ("loss", "ppl", "accuracy"):
         assert from_checkpoint[key] == pytest.approx(final[f"eval_{key}"], rel=1e-6)
