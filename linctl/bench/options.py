@@ -35,6 +35,7 @@ class BenchOptions(Strict):
     attention: list[str] = Field(default_factory=list)  # kinds or labels to keep; empty: all
     preset: str = "base"
     config: Path | None = None  # a YAML with a `model:` section (a run config) instead of the preset
+    overrides: list[str] = Field(default_factory=list)  # `--set a.b=c` applied to that YAML
     batch_size: PositiveInt | None = None  # default 1
     max_batch: bool = False
     memory_budget: ByteSize | None = None
@@ -72,6 +73,8 @@ class BenchOptions(Strict):
             raise ValueError("--memory-budget bounds the --max-batch search; add --max-batch")
         if self.config is not None and not self.config.is_file():
             raise ValueError(f"model config {self.config} does not exist")
+        if self.overrides and self.config is None:
+            raise ValueError("--set changes keys of the --config file; add --config")
         return self
 
 
@@ -138,7 +141,7 @@ def model_dims(opts: BenchOptions) -> tuple[dict[str, Any], dict[str, Any] | Non
     """Return the model fields (without attention) and the model config's own attention, if any."""
     if opts.config is None:
         return {**PRESETS[opts.preset], "vocab_size": BERT_VOCAB}, None
-    model = read_model(opts.config).model_dump()
+    model = read_model(opts.config, opts.overrides).model_dump()
     attention = model.pop("attention")
     model.pop("max_seq_length")  # every case sets its own sequence length
     return model, attention

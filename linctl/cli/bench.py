@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from linctl.cli.options import JsonOpt, build_options, console
+from linctl.cli.options import JsonOpt, OverridesOpt, build_options, console
 
 
 def bench(
@@ -43,6 +43,7 @@ def bench(
     config: Annotated[
         Path | None, typer.Option(help="A YAML with a model section (e.g. a run config) instead of --preset.")
     ] = None,
+    overrides: OverridesOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch [default: 1].")] = None,
     max_batch: Annotated[
         bool, typer.Option(help="Search the largest batch that fits the memory budget, and time that.")

@@ -54,6 +54,7 @@ def build_options(
     }
     from_file: dict[str, Any] = apply_overrides(read_yaml(config), overrides or []) if config else {}
     names = {name: flag(name) for name in schema.model_fields}
+    names.update({p.name: p.opts[0] for p in ctx.command.params if p.name in names})  # overrides: --set
     names.update({name: f"{config}: {name}" for name in from_file if name not in typed})
     return validate(schema, {**defaults, **from_file, **typed}, "", names)
 

@@ -95,6 +95,15 @@ def test_peers_run_the_same_configuration(cli, tmp_path):
     assert rows["softmax impl=sdpa"]["vs_peer"] > 0 and rows["linformer k=8 sharing=headwise"]["vs_peer"] > 0
 
 
+def test_set_changes_a_key_of_the_model_config(cli, tmp_path):
+    cli("bench", "--level", "model", "--config", TINY, "--set", "model.attention.k=5",
+        "--attention", "linformer", "--seq-len", "17", "--warmup", "0", "--repeats", "1",
+        "--json", tmp_path / "b.json")  # fmt: skip
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert [r["label"] for r in report["rows"]] == ["linformer k=5 sharing=headwise"]
+    assert report["options"]["overrides"] == ["model.attention.k=5"]
+
+
 def test_peers_need_the_model_level(cli):
     result = cli("bench", "--preset", "small", "--seq-len", "33", "--attention", "softmax impl=sdpa",
                  "--peers", "--repeats", "1")  # fmt: skip
@@ -115,6 +124,8 @@ def test_peers_need_the_model_level(cli):
         (["--memory-budget", "lots", "--max-batch"], "--memory-budget"),
         (["--config", "missing.yaml"], "missing.yaml"),
         (["--sharing", "everything"], "sharing"),
+        (["--set", "model.attention.k=5"], "add --config"),
+        (["--config", TINY, "--set", "model.n_heads=5"], "n_heads"),
     ],
 )
 def test_bad_options_are_one_line_errors(cli, args, expected):
