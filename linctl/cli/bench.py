@@ -6,7 +6,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from linctl.cli.options import JsonOpt, OverridesOpt, build_options, console
+from linctl.cli.options import JsonOpt, OverridesOpt, build_options, stdout
+from linctl.progress import note
 
 
 def bench(
@@ -106,13 +107,13 @@ def bench(
 
     def progress(row: Row) -> None:
         took = "" if row.median_s is None else f" {row.median_s * 1e3:,.1f} ms"
-        console.print(f"[dim]{row.label} n={row.n:,} batch={row.batch}: {row.status}{took}[/dim]")
+        note(f"{row.label} n={row.n:,} batch={row.batch}: {row.status}{took}", style="dim")
 
     report = run_bench(options, progress)
-    for note in report.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+    for said in report.notes:
+        note(f"note: {said}", style="yellow")
     # Piped or captured output has no width of its own: give the table room instead of cutting headers.
-    wide = console if console.is_terminal else Console(width=240)
+    wide = stdout if stdout.is_terminal else Console(width=240)
     wide.print(table(report, options.paper))
     if json is not None:
         write_json(report, json)

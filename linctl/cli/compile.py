@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from linctl.cli.options import BackendOpt, OverridesOpt, console, print_summary
+from linctl.cli.options import BackendOpt, OverridesOpt, print_summary
+from linctl.progress import note
 
 
 def compile_model(
@@ -43,9 +44,6 @@ def compile_model(
 
     target = resolve_backend(backend)
 
-    def progress(stage: str) -> None:
-        console.print(f"[dim]{stage}…[/dim]")
-
     result = compile_config(
         config,
         set_ or [],
@@ -55,7 +53,7 @@ def compile_model(
         check=check,
         batch_size=batch_size,
         checkpoint=checkpoint,
-        progress=progress,
+        progress=lambda stage: note(f"{stage}…", style="dim"),
     )
     report = result.report
     inputs = report["inputs"]["input_ids"]["shape"]

@@ -13,9 +13,9 @@ from linctl.cli.options import (
     DeviceOpt,
     ModelDirOpt,
     OverridesOpt,
-    console,
     print_summary,
     run_overrides,
+    stdout,
 )
 from linctl.config.load import apply_overrides, load_config, validate
 from linctl.errors import ConfigError, InputError
@@ -104,7 +104,7 @@ def evaluate(
         write_text_atomic(Path(result["checkpoint"]) / "eval.json", json.dumps(result, indent=1) + "\n")
     target = json_file or output or Path(folder) / "eval-all.json"  # type: ignore[arg-type]
     write_text_atomic(target, json.dumps({"best": results[best], "checkpoints": results}, indent=1) + "\n")
-    console.print(_table(results, best, f"eval {folder} → {target}"))
+    stdout.print(_table(results, best, f"eval {folder} → {target}"))
 
 
 def _table(results: list[dict], best: int, title: str) -> Table:

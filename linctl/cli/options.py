@@ -27,7 +27,7 @@ SpacyModelOpt = Annotated[
     typer.Option(help="spaCy pipeline for sentence splitting; without it, blank English + sentencizer."),
 ]
 
-console = Console()
+stdout = Console()  # what a command produced; its notes go to stderr (linctl.progress)
 
 
 def flag(field: str) -> str:
@@ -74,7 +74,7 @@ def print_summary(title: str, rows: dict[str, Any]) -> None:
             f"{value:,.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else value
         )
         table.add_row(key, str(shown))
-    console.print(table)
+    stdout.print(table)
 
 
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the report as JSON to this file.")]
