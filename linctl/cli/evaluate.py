@@ -58,7 +58,14 @@ def evaluate(
 ) -> None:
     """Evaluate checkpoints: masked-LM perplexity for MLM runs, GLUE metrics for classifiers."""
     from linctl.atomic import write_text_atomic
-    from linctl.evaluate.run import evaluate_checkpoints, predict_checkpoint
+    from linctl.evaluate.run import (
+        EVAL_ALL_FILE,
+        EVAL_FILE,
+        evaluate_checkpoints,
+        predict_checkpoint,
+        write_all,
+        write_metrics,
+    )
     from linctl.train import checkpoint as checkpoints
     from linctl.train.config import RunConfig
 
@@ -95,15 +102,15 @@ def evaluate(
 
     results, best = evaluate_checkpoints(cfg, [Path(path) for path in found])
     if not all_checkpoints:
-        target = json_file or output or Path(found[0]) / "eval.json"
-        write_text_atomic(target, json.dumps(results[0], indent=1) + "\n")
+        target = json_file or output or Path(found[0]) / EVAL_FILE
+        write_metrics(target, results[0])
         shown = {k: v for k, v in results[0].items() if k != "checkpoint"}
         print_summary(f"eval {found[0]} → {target}", shown)
         return
     for result in results:
-        write_text_atomic(Path(result["checkpoint"]) / "eval.json", json.dumps(result, indent=1) + "\n")
-    target = json_file or output or Path(folder) / "eval-all.json"  # type: ignore[arg-type]
-    write_text_atomic(target, json.dumps({"best": results[best], "checkpoints": results}, indent=1) + "\n")
+        write_metrics(Path(result["checkpoint"]) / EVAL_FILE, result)
+    target = json_file or output or Path(folder) / EVAL_ALL_FILE  # type: ignore[arg-type]
+    write_all(target, results, best)
     stdout.print(_table(results, best, f"eval {folder} → {target}"))
 
 

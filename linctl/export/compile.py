@@ -45,6 +45,7 @@ MAX_BATCH = 4096  # upper bound of the dynamic batch dimension
 DEFAULT_BATCH = 8  # traced batch when neither --batch-size nor the config's train.batch_size gives one
 TOLERANCE = 1e-4  # float32: largest |compiled - eager| that --check accepts
 PACKAGE, REPORT, CONFIG = "model.pt2", "compile-report.json", "config.yaml"
+SCHEMA_VERSION = 1  # of compile-report.json
 
 _PACKAGE_DIR = Path(linctl.__file__).resolve().parent
 _LIBRARY_DIRS = tuple(
@@ -243,6 +244,7 @@ def compile_config(
                 with _stage("check", times, progress):
                     checked = _check(tmp / PACKAGE, model, cfg, backend.device, batch, source.seed)
         report = {
+            "schema_version": SCHEMA_VERSION,
             "linctl": linctl.__version__,
             "torch": torch.__version__,
             "backend": backend.name,

@@ -12,6 +12,7 @@ from linctl.atomic import write_text_atomic
 from linctl.progress import bars_off, console
 
 METRICS_FILE = "metrics.jsonl"
+SCHEMA_VERSION = 1  # of each record of metrics.jsonl
 
 
 class MetricsLog:
@@ -36,7 +37,7 @@ class MetricsLog:
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Record ``record`` (it has a ``step``)."""
-        self._fh.write(json.dumps(record) + "\n")
+        self._fh.write(json.dumps({"schema_version": SCHEMA_VERSION, **record}) + "\n")
         self._fh.flush()
         if self._board is not None:
             for key, value in record.items():

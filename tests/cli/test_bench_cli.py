@@ -29,7 +29,7 @@ def tiny_report(tmp_path_factory):
 def test_json_csv_and_plot_share_one_row_schema(tiny_report):
     out, _ = tiny_report
     report = json.loads((out / "b.json").read_text())
-    assert report["schema"] == 1
+    assert report["schema"] == 1 and report["schema_version"] == 1  # schema: the key of old readers
     assert {"device", "threads", "torch", "dtype", "matmul_flops_per_s"} <= report["machine"].keys()
     assert report["machine"]["matmul_flops_per_s"] > 0
     rows = report["rows"]

@@ -49,6 +49,7 @@ def test_package_holds_the_model_its_report_and_its_config(compiled, variant):
     assert sorted(p.name for p in folder.iterdir()) == ["compile-report.json", "config.yaml", "model.pt2"]
     assert not list(folder.parent.glob("compiled.tmp-*"))  # no temporary folder left behind
     report = json.loads((folder / "compile-report.json").read_text())
+    assert report["schema_version"] == 1
     assert report["backend"] == "cpu" and report["torch"] == torch.__version__
     assert report["model"]["attention"]["kind"] == variant
     assert report["inputs"]["input_ids"] == {"shape": [TRACED, 16], "dtype": "int64"}

@@ -40,7 +40,7 @@ def test_sst2_trains_and_evaluates_with_accuracy(cli, glue_shards, tmp_path):
 
     cli("eval", *run_args(glue_shards, "SST-2", model_dir), "--all-checkpoints")
     every = json.loads((model_dir / "eval-all.json").read_text())
-    assert [r["step"] for r in every["checkpoints"]] == [6, 12]
+    assert [r["step"] for r in every["checkpoints"]] == [6, 12] and every["schema_version"] == 1
     assert every["best"]["accuracy"] == max(r["accuracy"] for r in every["checkpoints"])
 
     cli("eval", *run_args(glue_shards, "SST-2", model_dir), "--predict", glue_shards / "SST-2" / "test")

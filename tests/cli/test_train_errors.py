@@ -148,7 +148,7 @@ def test_resume_refuses_checkpoints_of_another_model(cli, trained, tiny_shards):
 def test_eval_prints_and_writes_metrics_that_match_training(cli, trained, tmp_path):
     result = cli("eval", "--model-dir", trained)
     written = json.loads((trained / "checkpoint-00000012" / "eval.json").read_text())
-    assert written["step"] == 12 and written["task"] == "mlm"
+    assert written["step"] == 12 and written["task"] == "mlm" and written["schema_version"] == 1
     assert written["ppl"] == pytest.approx(math.exp(written["loss"]), rel=1e-9)
     assert 0.0 <= written["accuracy"] <= 1.0
     assert "ppl" in result.stdout and f"{written['ppl']:,.4g}" in result.stdout

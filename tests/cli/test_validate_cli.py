@@ -40,7 +40,7 @@ def write_yaml(path: Path, data: dict) -> Path:
 )
 def test_every_shipped_config_passes_without_data(cli, tmp_path, config):
     _, report = run_validate(cli, tmp_path, "--config", config, "--no-data")
-    assert report["ok"] and report["problems"] == []
+    assert report["ok"] and report["problems"] == [] and report["schema_version"] == 1
     if "step" in report:  # run and model configs are traced
         assert report["parameters"] > 0 and report["step"]["flops_train_per_token"] > 0
         assert report["step"]["bytes"]["peak"] > report["step"]["bytes"]["weights"] > 0
