@@ -90,6 +90,7 @@ DeviceOpt = Annotated[
         "[default: the config's train.device, auto].",
     ),
 ]
+# validate and compile target a backend (a device with its compile path): cs, a Cerebras system, is one too.
 BackendOpt = Annotated[
     str,
     typer.Option(

@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint on its task's evaluation data."""
+"""Evaluate a checkpoint on its task's evaluation data; write the results as JSON."""
 
 import json
 import math
