@@ -1,4 +1,8 @@
-"""Progress bars for long library operations, drawn on stderr so that stdout stays clean."""
+"""What a command says while it works: progress bars, notes and warnings, all on stderr.
+
+stdout holds only a command's results (its summary table, its report), so that they can be piped or
+captured on their own.
+"""
 
 import contextlib
 import os
@@ -14,15 +18,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-_console = Console(stderr=True)
+console = Console(stderr=True)
+
+
+def bars_off() -> bool:
+    """Return True when LINCTL_PROGRESS=0 turns progress bars off (CI logs, tests)."""
+    return os.environ.get("LINCTL_PROGRESS", "1") == "0"
 
 
 @contextlib.contextmanager
 def progress(description: str, total: float | None) -> Iterator[Callable[[float], None]]:
-    """Show a bar for ``total`` units of work; yield a function that advances it.
-
-    LINCTL_PROGRESS=0 turns bars off (CI logs, tests).
-    """
+    """Show a bar for ``total`` units of work; yield a function that advances it."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -30,12 +36,16 @@ def progress(description: str, total: float | None) -> Iterator[Callable[[float]
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    disable = os.environ.get("LINCTL_PROGRESS", "1") == "0"
-    with Progress(*columns, console=_console, disable=disable, transient=False) as bar:
+    with Progress(*columns, console=console, disable=bars_off(), transient=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda amount=1: bar.advance(task, amount)
 
 
+def note(message: str, style: str = "") -> None:
+    """Print a note about the work, not its result (a stage begun, a run resumed), on stderr."""
+    console.print(message, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
 def warn(message: str) -> None:
     """Print a warning on stderr."""
-    _console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)

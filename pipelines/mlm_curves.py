@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from linctl.evaluate.run import EVAL_FILE
 from linctl.train.checkpoint import latest
 from linctl.train.logging import read_metrics
 
@@ -36,7 +37,7 @@ def main() -> None:
         rates = [r["tokens_per_s"] for r in records if "tokens_per_s" in r]
         padding = [r["padding"] for r in records if "padding" in r]
         axis.plot(*zip(*curve, strict=True), marker="o", markersize=3, label=folder.name)
-        scored = (latest(folder) or folder) / "eval.json"
+        scored = (latest(folder) or folder) / EVAL_FILE
         final = json.loads(scored.read_text()) if scored.exists() else {}
         rows.append(
             {

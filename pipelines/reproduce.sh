@@ -35,7 +35,7 @@ run "WikiText-2 valid → MLCommons part files" \
     --output-dir "$RUNS/wt2/corpus-valid" --num-parts 1 --eval-articles 0
 run "WordPiece vocabulary trained on WikiText-2 train" \
     linctl prepare vocab --metadata-files "$RUNS/wt2/corpus-train/metadata.txt" --output-dir "$RUNS/wt2/vocab" \
-    --vocab-size 8000 --lowercase
+    --vocab-size 8000 --do-lower-case
 run "MLM shards, BERT phase 1 recipe (msl 128, static masks, dupe 10)" \
     linctl prepare mlm --config configs/mlm/prepare-mlm-msl128-static.yaml \
     --metadata-files "$RUNS/wikicorpus/metadata.txt" \

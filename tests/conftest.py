@@ -74,7 +74,7 @@ def tiny_shards(tmp_path_factory, data_dir, cli) -> dict[str, Path]:
     for part in ("0", "1"):
         (root / f"meta-{part}.txt").write_text(f"{root / f'part-{part}'}\n", encoding="utf-8")
     cli("prepare", "vocab", "--metadata-files", root / "meta-0.txt", "--output-dir", root / "vocab",
-        "--vocab-size", TINY_VOCAB, "--lowercase", "--min-frequency", 1)  # fmt: skip
+        "--vocab-size", TINY_VOCAB, "--do-lower-case", "--min-frequency", 1)  # fmt: skip
     common = ["--vocab-file", root / "vocab" / "vocab.txt", "--do-lower-case", "--max-seq-length", 16]
     common += ["--multiple-docs-in-single-file", "--max-predictions-per-seq", 3, "--num-output-files", 2]
     common += ["--single-sentence-per-line", "--dupe-factor", 1]

@@ -35,10 +35,11 @@ class BenchOptions(Strict):
     attention: list[str] = Field(default_factory=list)  # kinds or labels to keep; empty: all
     preset: str = "base"
     config: Path | None = None  # a YAML with a `model:` section (a run config) instead of the preset
+    overrides: list[str] = Field(default_factory=list)  # `--set a.b=c` applied to that YAML
     batch_size: PositiveInt | None = None  # default 1
     max_batch: bool = False
     memory_budget: ByteSize | None = None
-    dtype: Precision = "fp32"
+    precision: Precision = "fp32"
     device: DeviceName = "auto"
     warmup: int = Field(1, ge=0)
     repeats: PositiveInt = 5
@@ -72,6 +73,8 @@ class BenchOptions(Strict):
             raise ValueError("--memory-budget bounds the --max-batch search; add --max-batch")
         if self.config is not None and not self.config.is_file():
             raise ValueError(f"model config {self.config} does not exist")
+        if self.overrides and self.config is None:
+            raise ValueError("--set changes keys of the --config file; add --config")
         return self
 
 
@@ -84,6 +87,16 @@ class Variant(Strict):
     @property
     def kind(self) -> str:
         return str(self.attention["kind"])
+
+
+def sharing_modes() -> list[str]:
+    """Return the values of ``--sharing``: those of every registered kind that has a ``sharing`` field."""
+    modes: list[str] = []
+    for cls in ATTENTION.classes.values():
+        field = cls.Config.model_fields.get("sharing")
+        if field is not None:
+            modes += [mode for mode in get_args(field.annotation) if mode not in modes]
+    return modes
 
 
 def label_of(attention: AttentionConfig) -> str:
@@ -135,7 +148,7 @@ def model_dims(opts: BenchOptions) -> tuple[dict[str, Any], dict[str, Any] | Non
     """Return the model fields (without attention) and the model config's own attention, if any."""
     if opts.config is None:
         return {**PRESETS[opts.preset], "vocab_size": BERT_VOCAB}, None
-    model = read_model(opts.config).model_dump()
+    model = read_model(opts.config, opts.overrides).model_dump()
     attention = model.pop("attention")
     model.pop("max_seq_length")  # every case sets its own sequence length
     return model, attention

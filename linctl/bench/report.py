@@ -61,7 +61,9 @@ def table(report: Report, paper: bool) -> Table:
 
 
 def to_json(report: Report) -> str:
-    return json.dumps({"schema": SCHEMA_VERSION, **report.model_dump(mode="json")}, indent=2) + "\n"
+    # `schema` is where bench reports kept their version before every linctl report had `schema_version`.
+    version = {"schema_version": SCHEMA_VERSION, "schema": SCHEMA_VERSION}
+    return json.dumps({**version, **report.model_dump(mode="json")}, indent=2) + "\n"
 
 
 def to_csv(report: Report) -> str:

@@ -75,7 +75,7 @@ def run_bench(opts: BenchOptions, on_row: Callable[[Row], None] = lambda row: No
     """Measure every case of ``opts``; ``on_row`` sees each row as it completes."""
     device = resolve_device(opts.device)
     budget = int(opts.memory_budget) if opts.memory_budget is not None else default_budget(device)
-    common = {"device": str(device), "dtype": opts.dtype, "seed": opts.seed}
+    common = {"device": str(device), "dtype": opts.precision, "seed": opts.seed}
     dims, own_attention = model_dims(opts)
     if opts.level == "attention":
         dims = {"d_model": dims["d_model"], "n_heads": dims["n_heads"]}
@@ -98,8 +98,8 @@ def run_bench(opts: BenchOptions, on_row: Callable[[Row], None] = lambda row: No
     compare(rows, rate, opts)
     machine = {
         "device": machine_name(device), "device_type": device.type, "threads": torch.get_num_threads(),
-        "cpus": os.cpu_count(), "torch": torch.__version__, "dtype": opts.dtype, "matmul_flops_per_s": rate,
-        "memory_budget_bytes": budget,
+        "cpus": os.cpu_count(), "torch": torch.__version__, "dtype": opts.precision,
+        "matmul_flops_per_s": rate, "memory_budget_bytes": budget,
     }  # fmt: skip
     return Report(machine=machine, options=opts.model_dump(mode="json"), notes=notes, rows=rows)
 

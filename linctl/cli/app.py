@@ -6,6 +6,7 @@ import typer
 
 from linctl import __version__
 from linctl.cli.bench import bench
+from linctl.cli.command import LinctlCommand
 from linctl.cli.compile import compile_model
 from linctl.cli.errors import LinctlGroup
 from linctl.cli.evaluate import evaluate
@@ -22,11 +23,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(prepare_app, name="prepare")
-app.command("train")(train)
-app.command("validate")(validate)
-app.command("eval")(evaluate)
-app.command("bench")(bench)
-app.command("compile")(compile_model)
+app.command("train", cls=LinctlCommand)(train)
+app.command("validate", cls=LinctlCommand)(validate)
+app.command("eval", cls=LinctlCommand)(evaluate)
+app.command("bench", cls=LinctlCommand)(bench)
+app.command("compile", cls=LinctlCommand)(compile_model)
 
 
 def _show_version(value: bool) -> None:

@@ -6,17 +6,23 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from linctl.cli.options import build_options, console
+from linctl.cli.options import JsonOpt, OverridesOpt, build_options, stdout
+from linctl.progress import note
 
 
 def bench(
     ctx: typer.Context,
     level: Annotated[
-        str | None, typer.Option(help="attention (one block) or model [default: attention].")
+        str | None,
+        typer.Option(
+            metavar="LEVEL", help="attention: one block; model: a whole encoder [default: attention]."
+        ),
     ] = None,
     mode: Annotated[
         str | None,
-        typer.Option(help="inference (forward) or train (+ backward + AdamW step) [default: inference]."),
+        typer.Option(
+            metavar="MODE", help="inference: forward; train: + backward + AdamW step [default: inference]."
+        ),
     ] = None,
     seq_len: Annotated[
         str | None, typer.Option(help="Sequence lengths, e.g. 512,1024,4096 [default: 512].")
@@ -24,17 +30,21 @@ def bench(
     k: Annotated[str | None, typer.Option(help="Linformer projected lengths [default: 128,256].")] = None,
     sharing: Annotated[
         str | None,
-        typer.Option(help="Linformer sharing: none, headwise, key-value, layerwise [default: layerwise]."),
+        typer.Option(metavar="SHARING", help="Sharing of the projections [default: layerwise]."),
     ] = None,
     attention: Annotated[
-        str | None, typer.Option(help="Only these kinds or labels, comma-separated [default: every kind].")
+        str | None,
+        typer.Option(
+            metavar="KINDS",
+            help="Only these attention kinds or labels (as in the table), comma-separated "
+            "[default: every kind].",
+        ),
     ] = None,
-    preset: Annotated[
-        str | None, typer.Option(help="Model sizes: base, large or small [default: base].")
-    ] = None,
+    preset: Annotated[str | None, typer.Option(metavar="PRESET", help="Model sizes [default: base].")] = None,
     config: Annotated[
         Path | None, typer.Option(help="A YAML with a model section (e.g. a run config) instead of --preset.")
     ] = None,
+    overrides: OverridesOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch [default: 1].")] = None,
     max_batch: Annotated[
         bool, typer.Option(help="Search the largest batch that fits the memory budget, and time that.")
@@ -45,8 +55,20 @@ def bench(
             help="Working-memory budget for --max-batch, e.g. 2GiB [default: the device; CPU: 80% of free]."
         ),
     ] = None,
-    dtype: Annotated[str | None, typer.Option(help="fp32 or bf16 [default: fp32].")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda [default: auto].")] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PRECISION",
+            help="Inference runs in it; training autocasts to it over fp32 weights [default: fp32].",
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DEVICE",
+            help="Where to run: auto is cuda when a GPU is visible, else cpu [default: auto].",
+        ),
+    ] = None,
     warmup: Annotated[
         int | None,
         typer.Option(help="Untimed runs before the timed ones; the first two always happen [default: 1]."),
@@ -69,8 +91,8 @@ def bench(
         bool,
         typer.Option(help="Show the Linformer paper's Table 3 and the eager-softmax speed-up beside ours."),
     ] = False,
-    json: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
-    csv: Annotated[Path | None, typer.Option("--csv", help="Write the rows as CSV.")] = None,
+    json: JsonOpt = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Write the rows as CSV to this file.")] = None,
     plot: Annotated[
         Path | None, typer.Option(help="Plot time and memory against n (log-log) to this image.")
     ] = None,
@@ -85,13 +107,13 @@ def bench(
 
     def progress(row: Row) -> None:
         took = "" if row.median_s is None else f" {row.median_s * 1e3:,.1f} ms"
-        console.print(f"[dim]{row.label} n={row.n:,} batch={row.batch}: {row.status}{took}[/dim]")
+        note(f"{row.label} n={row.n:,} batch={row.batch}: {row.status}{took}", style="dim")
 
     report = run_bench(options, progress)
-    for note in report.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+    for said in report.notes:
+        note(f"note: {said}", style="yellow")
     # Piped or captured output has no width of its own: give the table room instead of cutting headers.
-    wide = console if console.is_terminal else Console(width=240)
+    wide = stdout if stdout.is_terminal else Console(width=240)
     wide.print(table(report, options.paper))
     if json is not None:
         write_json(report, json)

@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from linctl.cli.options import BackendOpt, OverridesOpt, console, print_summary
+from linctl.cli.options import BackendOpt, OverridesOpt, print_summary
+from linctl.progress import note
 
 
 def compile_model(
@@ -16,7 +17,8 @@ def compile_model(
     output: Annotated[
         Path | None,
         typer.Option(
-            help="Package folder (default: MODEL_DIR/compiled for run configs, else compiled/CONFIG_STEM)."
+            "--output-dir",
+            help="Package folder [default: MODEL_DIR/compiled for run configs, else compiled/CONFIG_STEM].",
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the package folder if it exists.")] = False,
@@ -27,12 +29,12 @@ def compile_model(
     batch_size: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Batch of the example inputs (default: the config's train.batch_size, else 8)."
+            min=1, help="Batch of the example inputs [default: the config's train.batch_size, else 8]."
         ),
     ] = None,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="Checkpoint folder to take the weights from (default: initialised from the seed)."),
+        typer.Option(help="Checkpoint folder to take the weights from [default: initialised from the seed]."),
     ] = None,
     set_: OverridesOpt = None,
 ) -> None:
@@ -41,9 +43,6 @@ def compile_model(
     from linctl.runtime.device import resolve_backend
 
     target = resolve_backend(backend)
-
-    def progress(stage: str) -> None:
-        console.print(f"[dim]{stage}…[/dim]")
 
     result = compile_config(
         config,
@@ -54,7 +53,7 @@ def compile_model(
         check=check,
         batch_size=batch_size,
         checkpoint=checkpoint,
-        progress=progress,
+        progress=lambda stage: note(f"{stage}…", style="dim"),
     )
     report = result.report
     inputs = report["inputs"]["input_ids"]["shape"]

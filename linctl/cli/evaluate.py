@@ -13,9 +13,9 @@ from linctl.cli.options import (
     DeviceOpt,
     ModelDirOpt,
     OverridesOpt,
-    console,
     print_summary,
     run_overrides,
+    stdout,
 )
 from linctl.config.load import apply_overrides, load_config, validate
 from linctl.errors import ConfigError, InputError
@@ -24,7 +24,7 @@ from linctl.errors import ConfigError, InputError
 def evaluate(
     config: ConfigOpt = None,
     checkpoint: Annotated[
-        Path | None, typer.Option(help="A checkpoint folder (default: the newest in the model folder).")
+        Path | None, typer.Option(help="A checkpoint folder [default: the newest in the model folder].")
     ] = None,
     model_dir: ModelDirOpt = None,
     all_checkpoints: Annotated[
@@ -39,16 +39,33 @@ def evaluate(
     ] = None,
     set_: OverridesOpt = None,
     device: DeviceOpt = None,
-    output: Annotated[
+    json_file: Annotated[
         Path | None,
         typer.Option(
-            help="Output (default: CHECKPOINT/eval.json, MODEL_DIR/eval-all.json, CHECKPOINT/TASK.tsv)."
+            "--json",
+            help="Write the metrics as JSON to this file "
+            "[default: CHECKPOINT/eval.json; with --all-checkpoints, MODEL_DIR/eval-all.json].",
         ),
     ] = None,
+    tsv: Annotated[
+        Path | None,
+        typer.Option(
+            "--tsv", help="Write the --predict predictions to this file [default: CHECKPOINT/TASK.tsv]."
+        ),
+    ] = None,
+    # The old name of --json and --tsv (it named whichever file the run wrote): accepted, not shown.
+    output: Annotated[Path | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Evaluate checkpoints: masked-LM perplexity for MLM runs, GLUE metrics for classifiers."""
     from linctl.atomic import write_text_atomic
-    from linctl.evaluate.run import evaluate_checkpoints, predict_checkpoint
+    from linctl.evaluate.run import (
+        EVAL_ALL_FILE,
+        EVAL_FILE,
+        evaluate_checkpoints,
+        predict_checkpoint,
+        write_all,
+        write_metrics,
+    )
     from linctl.train import checkpoint as checkpoints
     from linctl.train.config import RunConfig
 
@@ -78,23 +95,23 @@ def evaluate(
         rows = predict_checkpoint(cfg, Path(found[0]), predict)
         opts = json.loads((Path(predict) / "manifest.json").read_text())["options"]
         suffix = {"test_matched": "-m", "test_mismatched": "-mm"}.get(opts["split"], "")  # GLUE's MNLI names
-        target = output or Path(found[0]) / f"{opts['task']}{suffix}.tsv"
+        target = tsv or output or Path(found[0]) / f"{opts['task']}{suffix}.tsv"
         write_text_atomic(target, "index\tprediction\n" + "".join(f"{i}\t{p}\n" for i, p in rows))
         print_summary(f"predict {predict} → {target}", {"examples": len(rows), "checkpoint": str(found[0])})
         return
 
     results, best = evaluate_checkpoints(cfg, [Path(path) for path in found])
     if not all_checkpoints:
-        target = output or Path(found[0]) / "eval.json"
-        write_text_atomic(target, json.dumps(results[0], indent=1) + "\n")
+        target = json_file or output or Path(found[0]) / EVAL_FILE
+        write_metrics(target, results[0])
         shown = {k: v for k, v in results[0].items() if k != "checkpoint"}
         print_summary(f"eval {found[0]} → {target}", shown)
         return
     for result in results:
-        write_text_atomic(Path(result["checkpoint"]) / "eval.json", json.dumps(result, indent=1) + "\n")
-    target = output or Path(folder) / "eval-all.json"  # type: ignore[arg-type]
-    write_text_atomic(target, json.dumps({"best": results[best], "checkpoints": results}, indent=1) + "\n")
-    console.print(_table(results, best, f"eval {folder} → {target}"))
+        write_metrics(Path(result["checkpoint"]) / EVAL_FILE, result)
+    target = json_file or output or Path(folder) / EVAL_ALL_FILE  # type: ignore[arg-type]
+    write_all(target, results, best)
+    stdout.print(_table(results, best, f"eval {folder} → {target}"))
 
 
 def _table(results: list[dict], best: int, title: str) -> Table:

@@ -20,13 +20,14 @@ OverridesOpt = Annotated[
     list[str] | None, typer.Option("--set", help="Override a config key: --set a.b=c (repeatable).")
 ]
 WorkersOpt = Annotated[int | None, typer.Option(help="Worker processes [default: every core].")]
+InputPrefixOpt = Annotated[str, typer.Option(help="Prefix joined to relative input paths [default: none].")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of every random choice; same seed, same bytes.")]
 SpacyModelOpt = Annotated[
     str,
     typer.Option(help="spaCy pipeline for sentence splitting; without it, blank English + sentencizer."),
 ]
 
-console = Console()
+stdout = Console()  # what a command produced; its notes go to stderr (linctl.progress)
 
 
 def flag(field: str) -> str:
@@ -53,6 +54,7 @@ def build_options(
     }
     from_file: dict[str, Any] = apply_overrides(read_yaml(config), overrides or []) if config else {}
     names = {name: flag(name) for name in schema.model_fields}
+    names.update({p.name: p.opts[0] for p in ctx.command.params if p.name in names})  # overrides: --set
     names.update({name: f"{config}: {name}" for name in from_file if name not in typed})
     return validate(schema, {**defaults, **from_file, **typed}, "", names)
 
@@ -72,18 +74,30 @@ def print_summary(title: str, rows: dict[str, Any]) -> None:
             f"{value:,.4g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else value
         )
         table.add_row(key, str(shown))
-    console.print(table)
+    stdout.print(table)
 
 
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the report as JSON to this file.")]
 RunConfigOpt = Annotated[Path, typer.Option("--config", help="YAML run config (model, task, optim, train).")]
 ModelDirOpt = Annotated[
     Path | None, typer.Option(help="Folder of checkpoints and metrics [default: the config's model_dir].")
 ]
-BackendOpt = Annotated[
-    str, typer.Option(help="auto (cuda when a GPU is visible, else cpu), cpu, cuda or cs (Cerebras).")
-]
 DeviceOpt = Annotated[
-    str | None, typer.Option(help="auto, cpu or cuda [default: the config's train.device, auto].")
+    str | None,
+    typer.Option(
+        metavar="DEVICE",
+        help="Where to run: auto is cuda when a GPU is visible, else cpu "
+        "[default: the config's train.device, auto].",
+    ),
+]
+# validate and compile target a backend (a device with its compile path): cs, a Cerebras system, is one too.
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        metavar="BACKEND",
+        help="The hardware to target: auto is cuda when a GPU is visible, else cpu; cs is a Cerebras system.",
+    ),
 ]
 
 

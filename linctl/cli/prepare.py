@@ -5,8 +5,10 @@ from typing import Annotated
 
 import typer
 
+from linctl.cli.command import LinctlCommand
 from linctl.cli.options import (
     ConfigOpt,
+    InputPrefixOpt,
     OverridesOpt,
     SeedOpt,
     SpacyModelOpt,
@@ -24,7 +26,7 @@ _WIKI, _VOCAB, _MLM, _GLUE = (
 prepare_app = typer.Typer(help="Turn raw corpora into training data.", no_args_is_help=True)
 
 
-@prepare_app.command("wikicorpus")
+@prepare_app.command("wikicorpus", cls=LinctlCommand)
 def wikicorpus(
     ctx: typer.Context,
     input: Annotated[
@@ -53,7 +55,7 @@ def wikicorpus(
     print_summary(f"prepare wikicorpus → {output_dir}", summary)
 
 
-@prepare_app.command("vocab")
+@prepare_app.command("vocab", cls=LinctlCommand)
 def vocab(
     ctx: typer.Context,
     metadata_files: Annotated[
@@ -62,10 +64,14 @@ def vocab(
     output_dir: Annotated[Path, typer.Option(help="Folder for vocab.txt.")],
     vocab_size: Annotated[
         int, typer.Option(help="Tokens in the vocabulary, special ones included.")
-    ] = 30_522,
-    lowercase: Annotated[bool, typer.Option(help="Lower-case (and strip accents) before training.")] = False,
-    min_frequency: Annotated[int, typer.Option(help="Least count for a merged piece.")] = 2,
-    input_files_prefix: Annotated[str, typer.Option(help="Prefix joined to relative input paths.")] = "",
+    ] = _VOCAB.vocab_size,
+    do_lower_case: Annotated[
+        bool, typer.Option(help="Lower-case (and strip accents) before training: an uncased vocabulary.")
+    ] = _VOCAB.do_lower_case,
+    min_frequency: Annotated[
+        int, typer.Option(help="Least count for a merged piece.")
+    ] = _VOCAB.min_frequency,
+    input_files_prefix: InputPrefixOpt = "",
 ) -> None:
     """Train a BERT-compatible WordPiece vocab.txt on the files listed in metadata files."""
     options = build_options(ctx, VocabOptions)
@@ -75,7 +81,7 @@ def vocab(
     print_summary(f"prepare vocab → {output_dir / 'vocab.txt'}", summary)
 
 
-@prepare_app.command("mlm")
+@prepare_app.command("mlm", cls=LinctlCommand)
 def mlm(
     ctx: typer.Context,
     metadata_files: Annotated[
@@ -102,7 +108,7 @@ def mlm(
         int | None, typer.Option(help="Tokens shared by consecutive examples [default: max-seq-length/4].")
     ] = None,
     buffer_size: Annotated[int, typer.Option(help="Tokens processed at a time.")] = _MLM.buffer_size,
-    input_files_prefix: Annotated[str, typer.Option(help="Prefix joined to relative input paths.")] = "",
+    input_files_prefix: InputPrefixOpt = "",
     do_lower_case: Annotated[
         bool, typer.Option(help="Lower-case input: for uncased vocabularies.")
     ] = _MLM.do_lower_case,
@@ -145,12 +151,11 @@ def mlm(
     print_summary(f"prepare mlm → {options.output_dir}", summary)
 
 
-@prepare_app.command("glue")
+@prepare_app.command("glue", cls=LinctlCommand)
 def glue(
     ctx: typer.Context,
     task: Annotated[
-        str | None,
-        typer.Option(help="CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE or WNLI (any case). Required."),
+        str | None, typer.Option(metavar="TASK", help="The GLUE task, in any case. Required.")
     ] = None,
     input: Annotated[
         Path | None,
@@ -166,7 +171,7 @@ def glue(
         bool, typer.Option(help="Lower-case input: for uncased vocabularies.")
     ] = _GLUE.do_lower_case,
     format: Annotated[
-        str, typer.Option(help="Input layout: auto (from the files there), glue, sts-csv, jsonl, cola-raw.")
+        str, typer.Option(metavar="FORMAT", help="Input layout; auto: told by the files there.")
     ] = _GLUE.format,
     splits: Annotated[
         str | None,

@@ -10,11 +10,11 @@ from linctl.cli.options import (
     ModelDirOpt,
     OverridesOpt,
     RunConfigOpt,
-    console,
     print_summary,
     run_overrides,
 )
 from linctl.config.load import load_config
+from linctl.progress import note
 
 
 def train(
@@ -43,11 +43,11 @@ def train(
     cfg = load_config(config, RunConfig, overrides)
     result = run_training(cfg, preflight=require_trainable)
     if result.resumed_from:
-        console.print(f"resumed from step {result.resumed_from:,}")
+        note(f"resumed from step {result.resumed_from:,}")
     if result.warm_start is not None:
         started = result.warm_start
         fresh = f"; initialised afresh: {', '.join(started.fresh)}" if started.fresh else ""
-        console.print(f"started from {started.source}: {started.loaded} tensors{fresh}", soft_wrap=True)
+        note(f"started from {started.source}: {started.loaded} tensors{fresh}")
     rows: dict[str, object] = {"steps": result.steps, "model folder": str(result.model_dir)}
     rows["checkpoint"] = str(result.checkpoint)
     rows.update({f"train {key}": value for key, value in result.train.items()})

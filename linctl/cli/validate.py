@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from linctl.cli.options import BackendOpt, OverridesOpt, print_summary
+from linctl.cli.options import BackendOpt, JsonOpt, OverridesOpt, print_summary
 from linctl.errors import ConfigError
 
 
@@ -20,7 +20,7 @@ def validate(
         int | None, typer.Option(min=1, help="Micro-batch to check [default: the config's train.batch_size].")
     ] = None,
     set_: OverridesOpt = None,
-    json_file: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+    json_file: JsonOpt = None,
 ) -> None:
     """Check a config before training: every problem at once, FLOPs, memory and the largest batch."""
     from linctl.atomic import write_text_atomic

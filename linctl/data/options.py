@@ -40,7 +40,7 @@ class VocabOptions(Strict):
     input_files_prefix: str = ""
     output_dir: Path
     vocab_size: int = Field(30_522, ge=106, le=1_000_000)
-    lowercase: bool = False
+    do_lower_case: bool = False
     min_frequency: PositiveInt = 2
 
 

@@ -133,7 +133,7 @@ def train_vocab(options: VocabOptions) -> dict[str, int | float]:
     start = time.perf_counter()
     files = read_metadata(options.metadata_files, options.input_files_prefix)
     trainer = BertWordPieceTokenizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=options.lowercase
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=options.do_lower_case
     )
     trainer.train(
         [str(f) for f in files],
@@ -148,7 +148,7 @@ def train_vocab(options: VocabOptions) -> dict[str, int | float]:
         written = Path(trainer.save_model(scratch)[0])
         with atomic_path(out / "vocab.txt") as tmp:
             shutil.copyfile(written, tmp)
-    vocab = load_vocab(out / "vocab.txt", options.lowercase)
+    vocab = load_vocab(out / "vocab.txt", options.do_lower_case)
     return {
         "input files": len(files),
         "input bytes": sum(f.stat().st_size for f in files),

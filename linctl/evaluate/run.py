@@ -1,11 +1,13 @@
-"""Evaluate a checkpoint on its task's evaluation data."""
+"""Evaluate a checkpoint on its task's evaluation data; write the results as JSON."""
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from linctl.atomic import write_text_atomic
 from linctl.errors import ConfigError
 from linctl.models import MODELS
 from linctl.runtime.device import resolve_device
@@ -13,6 +15,20 @@ from linctl.tasks import TASKS
 from linctl.tasks.base import Predictor
 from linctl.train import checkpoint
 from linctl.train.config import RunConfig
+
+SCHEMA_VERSION = 1  # of eval.json and eval-all.json
+EVAL_FILE, EVAL_ALL_FILE = "eval.json", "eval-all.json"  # in a checkpoint folder, in a model folder
+
+
+def write_metrics(path: Path, result: dict[str, Any]) -> None:
+    """Write one checkpoint's result (``evaluate_checkpoints``) as JSON."""
+    write_text_atomic(path, json.dumps({"schema_version": SCHEMA_VERSION, **result}, indent=1) + "\n")
+
+
+def write_all(path: Path, results: list[dict[str, Any]], best: int) -> None:
+    """Write the results of every checkpoint of a model folder, and the best of them, as JSON."""
+    every = {"schema_version": SCHEMA_VERSION, "best": results[best], "checkpoints": results}
+    write_text_atomic(path, json.dumps(every, indent=1) + "\n")
 
 
 def evaluate_checkpoints(cfg: RunConfig, folders: list[Path]) -> tuple[list[dict[str, Any]], int]:

@@ -44,6 +44,7 @@ MAX_BATCH = 4096  # upper bound of the dynamic batch dimension
 DEFAULT_BATCH = 8  # traced batch when neither --batch-size nor the config's train.batch_size gives one
 TOLERANCE = 1e-4  # float32: largest |compiled - eager| that --check accepts
 PACKAGE, REPORT, CONFIG = "model.pt2", "compile-report.json", "config.yaml"
+SCHEMA_VERSION = 1  # of compile-report.json
 
 _PACKAGE_DIR = Path(linctl.__file__).resolve().parent
 _LIBRARY_DIRS = tuple(
@@ -59,7 +60,7 @@ class Source:
     model: Any  # a ModelSpec member, e.g. EncoderModel.Config
     batch_size: int | None  # a run config's train.batch_size
     seed: int  # a run config's train.seed, else 0
-    output: Path  # where the package goes unless --output says otherwise
+    output: Path  # where the package goes unless --output-dir says otherwise
 
 
 @dataclass(frozen=True)
@@ -104,11 +105,11 @@ def claim_output(output: Path, force: bool) -> None:
     Even ``force`` replaces only an earlier package or an empty folder, never another kind of folder.
     """
     if output.exists() and not force:
-        raise OutputError(f"{output} exists; choose another --output, or add --force to replace it")
+        raise OutputError(f"{output} exists; choose another --output-dir, or add --force to replace it")
     if output.exists() and not (output / REPORT).is_file() and (output.is_file() or any(output.iterdir())):
         raise OutputError(
             f"{output} exists and is not a package of linctl compile (no {REPORT}); "
-            f"--force replaces only those: choose another --output"
+            f"--force replaces only those: choose another --output-dir"
         )
     for stray in output.parent.glob(f"{output.name}{TMP_MARK}*"):
         remove(stray)
@@ -252,6 +253,7 @@ def compile_config(
                 with _stage("check", times, progress):
                     checked = _check(tmp / PACKAGE, model, cfg, backend.device, batch, source.seed)
         report = {
+            "schema_version": SCHEMA_VERSION,
             "linctl": linctl.__version__,
             "torch": torch.__version__,
             "backend": backend.name,

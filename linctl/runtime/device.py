@@ -139,6 +139,7 @@ def _importable(module: str) -> bool:
 
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (CpuBackend(), CudaBackend(), CerebrasBackend())}
+BackendName = Literal["auto", "cpu", "cuda", "cs"]  # what --device takes where a backend is meant
 
 
 def resolve_backend(name: str) -> Backend:
@@ -146,8 +147,8 @@ def resolve_backend(name: str) -> Backend:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name not in BACKENDS:
-        raise ConfigError(f"--backend {name!r}: unknown; choose one of auto, {', '.join(BACKENDS)}")
+        raise ConfigError(f"--device {name!r}: unknown; choose one of auto, {', '.join(BACKENDS)}")
     why = BACKENDS[name].missing()
     if why is not None:
-        raise ConfigError(f"--backend {name}: not available here: {why}")
+        raise ConfigError(f"--device {name}: not available here: {why}")
     return BACKENDS[name]

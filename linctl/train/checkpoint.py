@@ -31,6 +31,7 @@ MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, CONFIG_FILE = (
     "trainer_state.json",
     "config.yaml",
 )
+SCHEMA_VERSION = 1  # of trainer_state.json
 
 
 def checkpoints(model_dir: Path) -> list[Path]:
@@ -73,7 +74,8 @@ def save(
     with atomic_folder(final) as tmp:  # replaces a folder of the same step a crash left before pruning
         save_model(model, str(tmp / MODEL_FILE))
         torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
-        (tmp / STATE_FILE).write_text(json.dumps(_encode(state), indent=1) + "\n", encoding="utf-8")
+        written = {"schema_version": SCHEMA_VERSION, **_encode(state)}
+        (tmp / STATE_FILE).write_text(json.dumps(written, indent=1) + "\n", encoding="utf-8")
         (tmp / CONFIG_FILE).write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
         for name, source in files.items():
             shutil.copyfile(source, tmp / name)

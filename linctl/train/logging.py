@@ -1,19 +1,18 @@
 """What a training run reports: ``metrics.jsonl`` (and TensorBoard when installed) and a progress bar."""
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from linctl.atomic import write_text_atomic
+from linctl.progress import bars_off, console
 
 METRICS_FILE = "metrics.jsonl"
-_console = Console(stderr=True)
+SCHEMA_VERSION = 1  # of each record of metrics.jsonl
 
 
 class MetricsLog:
@@ -38,7 +37,7 @@ class MetricsLog:
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Record ``record`` (it has a ``step``)."""
-        self._fh.write(json.dumps(record) + "\n")
+        self._fh.write(json.dumps({"schema_version": SCHEMA_VERSION, **record}) + "\n")
         self._fh.flush()
         if self._board is not None:
             for key, value in record.items():
@@ -85,8 +84,7 @@ class TrainProgress:
             TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[rate]} tok/s"),
             TimeElapsedColumn(),
         )
-        disable = os.environ.get("LINCTL_PROGRESS", "1") == "0"
-        self._bar = Progress(*columns, console=_console, disable=disable)
+        self._bar = Progress(*columns, console=console, disable=bars_off())
         self._task = self._bar.add_task("train", total=total, completed=done, loss="-", lr="-", rate="-")
 
     def __enter__(self) -> "TrainProgress":

@@ -30,6 +30,8 @@ from linctl.tasks.base import Batch
 from linctl.train.config import RunConfig, config_schema
 from linctl.train.optim import OptimConfig, build_optimizer
 
+SCHEMA_VERSION = 1  # of the report `linctl validate --json` writes
+
 
 @dataclass
 class Job:
@@ -203,6 +205,7 @@ def describe(found: Preflight) -> dict[str, Any]:
     """Return the report as JSON-ready data."""
     step = found.step
     data: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "backend": found.backend,
         "ok": not found.problems,
         "problems": found.problems,

@@ -49,3 +49,14 @@ def test_config_file_then_set_then_flags(tmp_path, cli, data_dir):
     )
     assert bad.exit_code == 2
     assert f"{config}: max_seq_length = 4" in bad.stderr
+
+
+def test_stdout_holds_the_result_and_stderr_the_notes(cli):
+    result = cli("bench", "--preset", "small", "--seq-len", "33", "--attention", "softmax impl=sdpa",
+                 "--warmup", "0", "--repeats", "1", "--peers")  # fmt: skip
+    progress, note = "softmax impl=sdpa n=33 batch=1: ok", "note: --peers compares whole models"
+    assert progress in result.stderr and note in result.stderr
+    assert progress not in result.stdout and "note:" not in result.stdout
+    title, *table = result.stdout.strip().splitlines()  # the table and nothing else
+    assert "matmul" in title and all(line[0] in "┏┃┡│└" for line in table)
+    assert "tokens/s" in table[1] and "softmax impl=sdpa" in table[3]

@@ -29,7 +29,7 @@ def tiny_report(tmp_path_factory):
 def test_json_csv_and_plot_share_one_row_schema(tiny_report):
     out, _ = tiny_report
     report = json.loads((out / "b.json").read_text())
-    assert report["schema"] == 1
+    assert report["schema"] == 1 and report["schema_version"] == 1  # schema: the key of old readers
     assert {"device", "threads", "torch", "dtype", "matmul_flops_per_s"} <= report["machine"].keys()
     assert report["machine"]["matmul_flops_per_s"] > 0
     rows = report["rows"]
@@ -95,6 +95,15 @@ def test_peers_run_the_same_configuration(cli, tmp_path):
     assert rows["softmax impl=sdpa"]["vs_peer"] > 0 and rows["linformer k=8 sharing=headwise"]["vs_peer"] > 0
 
 
+def test_set_changes_a_key_of_the_model_config(cli, tmp_path):
+    cli("bench", "--level", "model", "--config", TINY, "--set", "model.attention.k=5",
+        "--attention", "linformer", "--seq-len", "17", "--warmup", "0", "--repeats", "1",
+        "--json", tmp_path / "b.json")  # fmt: skip
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert [r["label"] for r in report["rows"]] == ["linformer k=5 sharing=headwise"]
+    assert report["options"]["overrides"] == ["model.attention.k=5"]
+
+
 def test_peers_need_the_model_level(cli):
     result = cli("bench", "--preset", "small", "--seq-len", "33", "--attention", "softmax impl=sdpa",
                  "--peers", "--repeats", "1")  # fmt: skip
@@ -107,13 +116,16 @@ def test_peers_need_the_model_level(cli):
         (["--seq-len", "0"], "--seq-len"),
         (["--seq-len", "5,x"], "--seq-len"),
         (["--level", "layer"], "--level"),
-        (["--dtype", "fp16"], "--dtype"),
+        (["--precision", "fp16"], "--precision"),
+        (["--dtype", "fp16"], "--precision"),  # its old name
         (["--preset", "huge"], "unknown preset 'huge'"),
         (["--max-batch", "--batch-size", "4"], "not both"),
         (["--memory-budget", "1GiB"], "add --max-batch"),
         (["--memory-budget", "lots", "--max-batch"], "--memory-budget"),
         (["--config", "missing.yaml"], "missing.yaml"),
         (["--sharing", "everything"], "sharing"),
+        (["--set", "model.attention.k=5"], "add --config"),
+        (["--config", TINY, "--set", "model.n_heads=5"], "n_heads"),
     ],
 )
 def test_bad_options_are_one_line_errors(cli, args, expected):

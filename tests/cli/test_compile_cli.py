@@ -49,6 +49,7 @@ def test_package_holds_the_model_its_report_and_its_config(compiled, variant):
     assert sorted(p.name for p in folder.iterdir()) == ["compile-report.json", "config.yaml", "model.pt2"]
     assert not list(folder.parent.glob("compiled.tmp-*"))  # no temporary folder left behind
     report = json.loads((folder / "compile-report.json").read_text())
+    assert report["schema_version"] == 1
     assert report["backend"] == "cpu" and report["torch"] == torch.__version__
     assert report["model"]["attention"]["kind"] == variant
     assert report["inputs"]["input_ids"] == {"shape": [TRACED, 16], "dtype": "int64"}
@@ -87,17 +88,19 @@ def test_existing_folder_is_refused_without_force_and_replaced_with_it(compiled)
     refused, folder = compiled["linformer"]["refused"], compiled["linformer"]["folder"]
     assert refused.exit_code == 2
     assert refused.stderr.strip() == (
-        f"error: {folder} exists; choose another --output, or add --force to replace it"
+        f"error: {folder} exists; choose another --output-dir, or add --force to replace it"
     )
     assert json.loads((folder / "compile-report.json").read_text())["check"]["passed"]  # --force replaced it
 
 
-def test_cerebras_backend_is_refused_before_any_model_is_built(cli, monkeypatch, tmp_path):
+@pytest.mark.parametrize("names", [("--device", "--output-dir"), ("--backend", "--output")])  # new, old
+def test_cerebras_backend_is_refused_before_any_model_is_built(cli, monkeypatch, tmp_path, names):
     def build(*args, **kwargs):
         raise AssertionError("a model was built")
 
     monkeypatch.setattr("linctl.export.compile.build_model", build)
-    result = cli("compile", "--config", TINY, "--backend", "cs", "--output", tmp_path / "pkg", ok=False)
+    device, output = names
+    result = cli("compile", "--config", TINY, device, "cs", output, tmp_path / "pkg", ok=False)
     assert result.exit_code == 2
     message = result.stderr.strip()
     assert "\n" not in message and "cerebras.pytorch" in message and "not importable" in message
@@ -106,7 +109,7 @@ def test_cerebras_backend_is_refused_before_any_model_is_built(cli, monkeypatch,
 
 @pytest.mark.parametrize("config", [TINY, REPO / "configs" / "bench" / "tiny.yaml"], ids=["run", "model"])
 def test_model_that_cannot_be_built_is_one_line_naming_the_key(cli, tmp_path, config):
-    args = ["--set", "model.n_heads=5", "--output", tmp_path / "pkg"]
+    args = ["--set", "model.n_heads=5", "--output-dir", tmp_path / "pkg"]
     result = cli("compile", "--config", config, *args, ok=False)
     assert result.exit_code == 2
     message = result.stderr.strip()

@@ -40,7 +40,7 @@ def test_sst2_trains_and_evaluates_with_accuracy(cli, glue_shards, tmp_path):
 
     cli("eval", *run_args(glue_shards, "SST-2", model_dir), "--all-checkpoints")
     every = json.loads((model_dir / "eval-all.json").read_text())
-    assert [r["step"] for r in every["checkpoints"]] == [6, 12]
+    assert [r["step"] for r in every["checkpoints"]] == [6, 12] and every["schema_version"] == 1
     assert every["best"]["accuracy"] == max(r["accuracy"] for r in every["checkpoints"])
 
     cli("eval", *run_args(glue_shards, "SST-2", model_dir), "--predict", glue_shards / "SST-2" / "test")
@@ -49,7 +49,7 @@ def test_sst2_trains_and_evaluates_with_accuracy(cli, glue_shards, tmp_path):
     assert lines[1].split("\t")[0] == "0" and {line.split("\t")[1] for line in lines[1:]} <= {"0", "1"}
 
     again = cli("train", *run_args(glue_shards, "SST-2", tmp_path / "again"), "--init-checkpoint", newest)
-    assert f"started from {newest}: " in again.stdout and "afresh" not in again.stdout
+    assert f"started from {newest}: " in again.stderr and "afresh" not in again.stderr  # a note
 
 
 def test_stsb_is_a_regression_with_correlations(cli, glue_shards, tmp_path):

@@ -16,7 +16,7 @@ def test_trained_vocab_is_bert_compatible_and_usable(tmp_path, cli, data_dir):
         tmp_path,
         "--vocab-size",
         2000,
-        "--lowercase",
+        "--do-lower-case",
     )
     vocab = load_vocab(tmp_path / "vocab.txt", lowercase=True)
     assert vocab.tokens[: len(SPECIALS)] == SPECIALS

@@ -1,6 +1,9 @@
 """`linctl train` on the tiny config: what a finished run leaves in its model folder."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -25,12 +28,30 @@ def test_run_leaves_checkpoints_metrics_and_the_vocabulary(cli, tiny_run, tiny_s
     saved = yaml.safe_load((newest / "config.yaml").read_text())
     assert saved["model"]["attention"] == {"kind": "linformer", "dropout": 0.0, "causal": False, "bias": True,
                                            "k": 7, "sharing": "key-value"}  # fmt: skip
-    assert json.loads((newest / "trainer_state.json").read_text())["step"] == 12
+    state = json.loads((newest / "trainer_state.json").read_text())
+    assert state["step"] == 12 and state["schema_version"] == 1
     logged = records(model_dir)
+    assert all(r["schema_version"] == 1 for r in logged)
     assert [r["step"] for r in logged if "train_loss" in r] == [2, 4, 6, 8, 10, 12]
     assert [r["step"] for r in logged if "eval_ppl" in r] == [4, 8, 12]
     assert all(0.0 <= r["padding"] < 1.0 and r["tokens_per_s"] > 0 for r in logged if "padding" in r)
     assert "eval ppl" in result.stdout and "padding" in result.stdout
+
+
+def test_pipelines_read_the_files_that_train_and_eval_write(cli, tiny_run, tmp_path):
+    cli("train", *tiny_run, "--set", "train.steps=8", "--set", "task.eval_examples=40")
+    model_dir = tmp_path / "model"
+    cli("eval", "--model-dir", model_dir, "--set", "task.eval_examples=40")
+    scored = json.loads((model_dir / "checkpoint-00000008" / "eval.json").read_text())
+    assert scored["schema_version"] == 1 and scored["step"] == 8
+    script = Path(__file__).resolve().parents[2] / "pipelines" / "mlm_curves.py"
+    shown = subprocess.run(
+        [sys.executable, script, tmp_path / "curves.png", model_dir],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"| model | 8 | {scored['ppl']:.2f} | +0.0% | {scored['accuracy']:.4f} |" in shown
 
 
 def test_learning_rate_follows_warmup_then_linear_decay(cli, tiny_run, tmp_path):

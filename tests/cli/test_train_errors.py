@@ -148,16 +148,18 @@ def test_resume_refuses_checkpoints_of_another_model(cli, trained, tiny_shards):
 def test_eval_prints_and_writes_metrics_that_match_training(cli, trained, tmp_path):
     result = cli("eval", "--model-dir", trained)
     written = json.loads((trained / "checkpoint-00000012" / "eval.json").read_text())
-    assert written["step"] == 12 and written["task"] == "mlm"
+    assert written["step"] == 12 and written["task"] == "mlm" and written["schema_version"] == 1
     assert written["ppl"] == pytest.approx(math.exp(written["loss"]), rel=1e-9)
     assert 0.0 <= written["accuracy"] <= 1.0
     assert "ppl" in result.stdout and f"{written['ppl']:,.4g}" in result.stdout
 
     records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     final = [record for record in records if "eval_loss" in record][-1]
-    again = tmp_path / "again.json"
-    cli("eval", "--checkpoint", trained / "checkpoint-00000012", "--output", again)
+    again, old_name = tmp_path / "again.json", tmp_path / "old-name.json"
+    cli("eval", "--checkpoint", trained / "checkpoint-00000012", "--json", again)
+    cli("eval", "--checkpoint", trained / "checkpoint-00000012", "--output", old_name)  # --json's old name
     from_checkpoint = json.loads(again.read_text())
+    assert json.loads(old_name.read_text()) == from_checkpoint
     assert from_checkpoint["step"] == final["step"] == 12
     for key in ("loss", "ppl", "accuracy"):
         assert from_checkpoint[key] == pytest.approx(final[f"eval_{key}"], rel=1e-6)

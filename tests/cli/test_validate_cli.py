@@ -40,7 +40,7 @@ def write_yaml(path: Path, data: dict) -> Path:
 )
 def test_every_shipped_config_passes_without_data(cli, tmp_path, config):
     _, report = run_validate(cli, tmp_path, "--config", config, "--no-data")
-    assert report["ok"] and report["problems"] == []
+    assert report["ok"] and report["problems"] == [] and report["schema_version"] == 1
     if "step" in report:  # run and model configs are traced
         assert report["parameters"] > 0 and report["step"]["flops_train_per_token"] > 0
         assert report["step"]["bytes"]["peak"] > report["step"]["bytes"]["weights"] > 0
@@ -115,11 +115,12 @@ def test_a_batch_beyond_memory_is_a_problem_with_the_largest_that_fits(cli, tmp_
     assert fits * per_example <= report["memory_available"] * 1.01
 
 
-def test_backend_cs_without_the_cerebras_software(cli):
-    result = cli("validate", "--config", TINY, "--no-data", "--backend", "cs", ok=False)
+@pytest.mark.parametrize("flag", ["--device", "--backend"])  # --backend: its old name
+def test_backend_cs_without_the_cerebras_software(cli, flag):
+    result = cli("validate", "--config", TINY, "--no-data", flag, "cs", ok=False)
     assert result.exit_code == 2
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: --backend cs: not available here")
+    assert line.startswith("error: --device cs: not available here")
     assert "cerebras.pytorch" in line and "not importable" in line and "virtual environment" in line
 
 
