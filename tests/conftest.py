@@ -3,6 +3,7 @@
 import os
 import random
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,12 +85,23 @@ def tiny_shards(tmp_path_factory, data_dir, cli) -> dict[str, Path]:
     return {"train": root / "train", "eval": root / "eval", "vocab": root / "vocab" / "vocab.txt"}
 
 
+@pytest.fixture(scope="session")
+def tiny_args(tiny_shards) -> Callable[[Path], list[object]]:
+    """``tiny_args(model_dir)``: ``linctl train`` arguments for configs/mlm/tiny.yaml on the tiny shards,
+    into ``model_dir`` (for fixtures wider than one test; tests take ``tiny_run``)."""
+
+    def args(model_dir: Path) -> list[object]:
+        return [
+            "--config", REPO / "configs" / "mlm" / "tiny.yaml",
+            "--set", f"task.train_dir={tiny_shards['train']}",
+            "--set", f"task.eval_dir={tiny_shards['eval']}",
+            "--model-dir", model_dir,
+        ]  # fmt: skip
+
+    return args
+
+
 @pytest.fixture
-def tiny_run(tiny_shards, tmp_path) -> list[str]:
+def tiny_run(tiny_args, tmp_path) -> list[object]:
     """``linctl train`` arguments for configs/mlm/tiny.yaml on the tiny shards, into a fresh model folder."""
-    return [
-        "--config", REPO / "configs" / "mlm" / "tiny.yaml",
-        "--set", f"task.train_dir={tiny_shards['train']}",
-        "--set", f"task.eval_dir={tiny_shards['eval']}",
-        "--model-dir", tmp_path / "model",
-    ]  # fmt: skip
+    return tiny_args(tmp_path / "model")
