@@ -3,6 +3,7 @@
 import os
 import random
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -64,32 +65,57 @@ TINY_VOCAB = 211  # configs/mlm/tiny.yaml's model.vocab_size
 
 
 @pytest.fixture(scope="session")
-def tiny_shards(tmp_path_factory, data_dir, cli) -> dict[str, Path]:
+def tiny_mlm_shards(tmp_path_factory, data_dir, cli) -> Callable[..., Path]:
+    """``tiny_mlm_shards(out, vocab, lines, *extra)``: `linctl prepare mlm` shards of max_seq_length 16 (at
+    most 3 predictions per example) from the WikiText-2 valid lines ``lines`` (a slice), into ``out``."""
+    text = (data_dir / "wikitext-2" / "valid.txt").read_text(encoding="utf-8").splitlines()
+
+    def prepare(out: Path, vocab: Path, lines: slice, *extra: object) -> Path:
+        source = tmp_path_factory.mktemp("text")
+        (source / "part").write_text("\n".join(line.strip() for line in text[lines]) + "\n", encoding="utf-8")
+        (source / "meta.txt").write_text(f"{source / 'part'}\n", encoding="utf-8")
+        cli("prepare", "mlm", "--metadata-files", source / "meta.txt", "--output-dir", out,
+            "--vocab-file", vocab, "--do-lower-case", "--max-seq-length", 16, "--max-predictions-per-seq", 3,
+            "--multiple-docs-in-single-file", "--single-sentence-per-line", "--num-output-files", 2,
+            "--dupe-factor", 1, *extra)  # fmt: skip
+        return out
+
+    return prepare
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory, data_dir, cli, tiny_mlm_shards) -> dict[str, Path]:
     """MLM shards of max_seq_length 16 from real WikiText-2 text, with a 211-piece WordPiece vocabulary:
     ``train`` unmasked (dynamic masking), ``eval`` with static masks."""
     root = tmp_path_factory.mktemp("tiny")
     lines = (data_dir / "wikitext-2" / "valid.txt").read_text(encoding="utf-8").splitlines()
     (root / "part-0").write_text("\n".join(line.strip() for line in lines[:400]) + "\n", encoding="utf-8")
-    (root / "part-1").write_text("\n".join(line.strip() for line in lines[400:500]) + "\n", encoding="utf-8")
-    for part in ("0", "1"):
-        (root / f"meta-{part}.txt").write_text(f"{root / f'part-{part}'}\n", encoding="utf-8")
+    (root / "meta-0.txt").write_text(f"{root / 'part-0'}\n", encoding="utf-8")
     cli("prepare", "vocab", "--metadata-files", root / "meta-0.txt", "--output-dir", root / "vocab",
         "--vocab-size", TINY_VOCAB, "--do-lower-case", "--min-frequency", 1)  # fmt: skip
-    common = ["--vocab-file", root / "vocab" / "vocab.txt", "--do-lower-case", "--max-seq-length", 16]
-    common += ["--multiple-docs-in-single-file", "--max-predictions-per-seq", 3, "--num-output-files", 2]
-    common += ["--single-sentence-per-line", "--dupe-factor", 1]
-    cli("prepare", "mlm", "--metadata-files", root / "meta-0.txt", "--output-dir", root / "train",
-        "--disable-masking", *common)  # fmt: skip
-    cli("prepare", "mlm", "--metadata-files", root / "meta-1.txt", "--output-dir", root / "eval", *common)
-    return {"train": root / "train", "eval": root / "eval", "vocab": root / "vocab" / "vocab.txt"}
+    vocab = root / "vocab" / "vocab.txt"
+    tiny_mlm_shards(root / "train", vocab, slice(0, 400), "--disable-masking")
+    tiny_mlm_shards(root / "eval", vocab, slice(400, 500))
+    return {"train": root / "train", "eval": root / "eval", "vocab": vocab}
+
+
+@pytest.fixture(scope="session")
+def tiny_args(tiny_shards) -> Callable[[Path], list[object]]:
+    """``tiny_args(model_dir)``: ``linctl train`` arguments for configs/mlm/tiny.yaml on the tiny shards,
+    into ``model_dir`` (for fixtures wider than one test; tests take ``tiny_run``)."""
+
+    def args(model_dir: Path) -> list[object]:
+        return [
+            "--config", REPO / "configs" / "mlm" / "tiny.yaml",
+            "--set", f"task.train_dir={tiny_shards['train']}",
+            "--set", f"task.eval_dir={tiny_shards['eval']}",
+            "--model-dir", model_dir,
+        ]  # fmt: skip
+
+    return args
 
 
 @pytest.fixture
-def tiny_run(tiny_shards, tmp_path) -> list[str]:
+def tiny_run(tiny_args, tmp_path) -> list[object]:
     """``linctl train`` arguments for configs/mlm/tiny.yaml on the tiny shards, into a fresh model folder."""
-    return [
-        "--config", REPO / "configs" / "mlm" / "tiny.yaml",
-        "--set", f"task.train_dir={tiny_shards['train']}",
-        "--set", f"task.eval_dir={tiny_shards['eval']}",
-        "--model-dir", tmp_path / "model",
-    ]  # fmt: skip
+    return tiny_args(tmp_path / "model")

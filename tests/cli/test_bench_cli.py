@@ -1,4 +1,9 @@
-"""`linctl bench` through the CLI: outputs and their schema, comparisons, max-batch search, errors."""
+"""`linctl bench` through the CLI: outputs and their schema, comparisons, max-batch search, errors.
+
+Every bench measures the matmul rate and then each case in a worker process of its own (seconds each on
+two cores): one bench of the fewest cases runs by default, the others are `slow`; tests/unit/test_bench_run.py
+checks what a run makes of the measurements without workers.
+"""
 
 import csv
 import json
@@ -10,6 +15,31 @@ from linctl.bench.measure import run_isolated
 from linctl.bench.run import Row
 
 TINY = "configs/bench/tiny.yaml"
+TINY_LINFORMER = "linformer k=8 sharing=headwise"  # the tiny model's own attention
+
+
+def test_smallest_bench_writes_one_row_schema_to_json_csv_and_plot(cli, tmp_path):
+    # Two workers: the matmul rate and softmax; the Linformer's k (8) is above n (7), so it is not run.
+    result = cli("bench", "--level", "model", "--config", TINY, "--seq-len", 7, "--repeats", 1,
+                 "--attention", "softmax impl=sdpa,linformer", "--json", tmp_path / "b.json",
+                 "--csv", tmp_path / "b.csv", "--plot", tmp_path / "b.png")  # fmt: skip
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["schema"] == 1 and report["machine"]["matmul_flops_per_s"] > 0
+    rows = report["rows"]
+    assert [(r["label"], r["n"], r["status"]) for r in rows] == [
+        ("softmax impl=sdpa", 7, "ok"), (TINY_LINFORMER, 7, "skipped")
+    ]  # fmt: skip
+    assert all(set(r) == set(Row.model_fields) for r in rows)
+    base, lin = rows
+    assert base["tokens"] == 7 and base["flops"] > 0 and base["peak_bytes"] > 0
+    assert base["speedup"] == base["flop_ratio"] == base["memory_saving"] == 1.0
+    assert "k (8)" in lin["message"] and lin["median_s"] is None
+    with open(tmp_path / "b.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0]) == list(Row.model_fields)
+    assert [r["label"] for r in table] == [r["label"] for r in rows]
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "skipped" in result.output
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +56,7 @@ def tiny_report(tmp_path_factory):
     return out, result.output
 
 
+@pytest.mark.slow
 def test_json_csv_and_plot_share_one_row_schema(tiny_report):
     out, _ = tiny_report
     report = json.loads((out / "b.json").read_text())
@@ -33,9 +64,7 @@ def test_json_csv_and_plot_share_one_row_schema(tiny_report):
     assert {"device", "threads", "torch", "dtype", "matmul_flops_per_s"} <= report["machine"].keys()
     assert report["machine"]["matmul_flops_per_s"] > 0
     rows = report["rows"]
-    assert [r["label"] for r in rows[:3]] == [
-        "softmax impl=sdpa", "softmax impl=eager", "linformer k=8 sharing=headwise"
-    ]  # fmt: skip
+    assert [r["label"] for r in rows[:3]] == ["softmax impl=sdpa", "softmax impl=eager", TINY_LINFORMER]
     assert all(set(r) == set(Row.model_fields) for r in rows)
     with open(out / "b.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
@@ -43,6 +72,7 @@ def test_json_csv_and_plot_share_one_row_schema(tiny_report):
     assert (out / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_rows_compare_with_softmax_of_the_same_length(tiny_report):
     out, text = tiny_report
     rows = {(r["label"], r["n"]): r for r in json.loads((out / "b.json").read_text())["rows"]}
@@ -58,6 +88,7 @@ def test_rows_compare_with_softmax_of_the_same_length(tiny_report):
     assert "speed-up" in text and "skipped" in text
 
 
+@pytest.mark.slow  # a dozen workers, one per probe of the search
 def test_max_batch_fits_the_budget_and_twice_as_many_do_not(cli, tmp_path):
     # Resident-set peaks vary by a page or two between runs, so the check one above the boundary is
     # left to the search's unit tests; well above it must not fit.
@@ -74,6 +105,7 @@ def test_max_batch_fits_the_budget_and_twice_as_many_do_not(cli, tmp_path):
     assert run_isolated(case, 120).status == "oom"
 
 
+@pytest.mark.slow
 def test_paper_figures_sit_beside_ours(cli, tmp_path):
     result = cli("bench", "--preset", "small", "--seq-len", "512", "--k", "128", "--repeats", "1", "--paper",
                  "--json", tmp_path / "b.json")  # fmt: skip
@@ -84,6 +116,7 @@ def test_paper_figures_sit_beside_ours(cli, tmp_path):
     assert "paper speed-up" in result.output
 
 
+@pytest.mark.slow
 def test_peers_run_the_same_configuration(cli, tmp_path):
     pytest.importorskip("transformers")
     pytest.importorskip("linformer")
@@ -104,6 +137,7 @@ def test_set_changes_a_key_of_the_model_config(cli, tmp_path):
     assert report["options"]["overrides"] == ["model.attention.k=5"]
 
 
+@pytest.mark.slow
 def test_peers_need_the_model_level(cli):
     result = cli("bench", "--preset", "small", "--seq-len", "33", "--attention", "softmax impl=sdpa",
                  "--peers", "--repeats", "1")  # fmt: skip

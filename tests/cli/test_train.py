@@ -34,7 +34,9 @@ def test_run_leaves_checkpoints_metrics_and_the_vocabulary(cli, tiny_run, tiny_s
     assert all(r["schema_version"] == 1 for r in logged)
     assert [r["step"] for r in logged if "train_loss" in r] == [2, 4, 6, 8, 10, 12]
     assert [r["step"] for r in logged if "eval_ppl" in r] == [4, 8, 12]
-    assert all(0.0 <= r["padding"] < 1.0 and r["tokens_per_s"] > 0 for r in logged if "padding" in r)
+    timed = [r for r in logged if "padding" in r]
+    assert [r["step"] for r in timed] == [2, 4, 6, 8, 10, 12]  # every training record
+    assert all(0.0 <= r["padding"] < 1.0 and r["tokens_per_s"] > 0 for r in timed)
     assert "eval ppl" in result.stdout and "padding" in result.stdout
 
 

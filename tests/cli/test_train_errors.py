@@ -83,19 +83,12 @@ def test_train_dir_that_holds_no_mlm_shards(cli, tiny_run, tiny_shards):
     assert str(vocab_dir) in line and "manifest.json" in line
 
 
-def test_eval_shards_with_another_vocabulary(cli, tiny_run, tiny_shards, data_dir, tmp_path):
+def test_eval_shards_with_another_vocabulary(cli, tiny_run, tiny_shards, tiny_mlm_shards, tmp_path):
     pieces = tiny_shards["vocab"].read_text(encoding="utf-8").splitlines()
     pieces[-2], pieces[-1] = pieces[-1], pieces[-2]  # same size, other ids
     vocab = tmp_path / "other-vocab.txt"
     vocab.write_text("\n".join(pieces) + "\n", encoding="utf-8")
-    lines = (data_dir / "wikitext-2" / "valid.txt").read_text(encoding="utf-8").splitlines()[400:440]
-    (tmp_path / "part").write_text("\n".join(line.strip() for line in lines) + "\n", encoding="utf-8")
-    (tmp_path / "meta.txt").write_text(f"{tmp_path / 'part'}\n", encoding="utf-8")
-    other = tmp_path / "other-eval"
-    cli("prepare", "mlm", "--metadata-files", tmp_path / "meta.txt", "--output-dir", other,
-        "--vocab-file", vocab, "--do-lower-case", "--max-seq-length", 16, "--dupe-factor", 1,
-        "--multiple-docs-in-single-file", "--single-sentence-per-line", "--num-output-files", 1,
-        "--max-predictions-per-seq", 3)  # fmt: skip
+    other = tiny_mlm_shards(tmp_path / "other-eval", vocab, slice(400, 440))
     args = ["--set", f"task.eval_dir={other}", "--set", "train.steps=1", "--set", "optim.warmup_steps=0"]
     line = one_line_error(cli("train", *tiny_run, *QUICK, *args, ok=False))
     assert f"task.eval_dir {other}" in line and "another vocabulary" in line

@@ -2,6 +2,7 @@
 uninterrupted run ends, bitwise (CPU, deterministic mode)."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,17 +52,24 @@ def metrics(model_dir: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in records]  # wall time differs
 
 
+@pytest.fixture(scope="module")
+def reference(cli, tiny_args, tmp_path_factory) -> Path:
+    """An uninterrupted 12-step run, trained once for the module: tests read it, or train on a copy."""
+    model_dir = tmp_path_factory.mktemp("reference") / "model"
+    cli("train", *tiny_args(model_dir), *DETERMINISTIC)
+    return model_dir
+
+
 @pytest.fixture
-def reference(cli, tiny_run, tmp_path) -> Path:
-    """An uninterrupted 12-step run."""
-    cli("train", *tiny_run, *DETERMINISTIC)
-    return tmp_path / "model"
+def finished(reference, tmp_path) -> Path:
+    """A copy of the reference run in the model folder of ``tiny_run``."""
+    return Path(shutil.copytree(reference, tmp_path / "model"))
 
 
 @pytest.mark.parametrize("when", ["during", "after"])
-def test_killed_run_resumes_to_the_same_weights_and_metrics(cli, tiny_run, tmp_path, reference, when):
+def test_killed_run_resumes_to_the_same_weights_and_metrics(cli, tiny_args, tmp_path, reference, when):
     model_dir = tmp_path / f"killed-{when}"
-    args = [*tiny_run[:-1], model_dir, *DETERMINISTIC]  # tiny_run ends with the model folder
+    args = [*tiny_args(model_dir), *DETERMINISTIC]
     child = subprocess.run(
         [sys.executable, "-c", KILLER, "8", when, "train", *map(str, args)], capture_output=True, text=True
     )
@@ -86,17 +94,18 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(cli, tiny_run, tmp_p
     assert metrics(model_dir) == metrics(reference)
 
 
-def test_finished_run_is_not_trained_again(cli, tiny_run, reference):
-    before = weights(reference)
+def test_finished_run_is_not_trained_again(cli, tiny_run, finished):
+    before = weights(finished)
     cli("train", *tiny_run)
-    after = weights(reference)
+    after = weights(finished)
+    assert before.keys() == after.keys()
     assert all(torch.equal(before[name], after[name]) for name in before)
-    assert sorted(p.name for p in reference.glob("checkpoint-*")) == [
+    assert sorted(p.name for p in finished.glob("checkpoint-*")) == [
         "checkpoint-00000004", "checkpoint-00000008", "checkpoint-00000012"
     ]  # fmt: skip
 
 
-def test_longer_run_continues_from_the_finished_one(cli, tiny_run, reference):
+def test_longer_run_continues_from_the_finished_one(cli, tiny_run, finished):
     result = cli("train", *tiny_run, "--set", "train.steps=16")
     assert "resumed from step 12" in result.stderr
-    assert (reference / "checkpoint-00000016" / "model.safetensors").is_file()
+    assert (finished / "checkpoint-00000016" / "model.safetensors").is_file()

@@ -130,6 +130,7 @@ def small_model(tmp_path: Path) -> Path:
     return write_yaml(tmp_path / "small.yaml", {"model": model})
 
 
+@pytest.mark.slow  # two bench workers (the matmul rate, the case); tests/unit/test_preflight.py is fast
 @pytest.mark.parametrize(
     ("name", "n", "batch"),
     [("tiny", 257, 16), ("small", 128, 32)],

@@ -38,7 +38,7 @@ def test_cuda_out_of_memory_is_a_result():
 
 
 def test_cli_bench_on_cuda(cli, tmp_path):
-    cli("bench", "--device", "cuda", "--dtype", "bf16", "--preset", "small", "--seq-len", "1024,4096",
+    cli("bench", "--device", "cuda", "--precision", "bf16", "--preset", "small", "--seq-len", "1024,4096",
         "--repeats", "3", "--json", tmp_path / "b.json")  # fmt: skip
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
-    assert all(r["status"] == "ok" for r in rows)
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)  # softmax ×2, linformer k ×2; n ×2

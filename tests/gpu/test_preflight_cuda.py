@@ -17,7 +17,7 @@ TINY = REPO / "configs" / "mlm" / "tiny.yaml"
 
 def test_validate_estimates_against_the_free_device_memory(cli, tmp_path):
     report = tmp_path / "validate.json"
-    cli("validate", "--config", TINY, "--no-data", "--backend", "cuda", "--json", report)
+    cli("validate", "--config", TINY, "--no-data", "--device", "cuda", "--json", report)
     found = json.loads(report.read_text())
     assert found["backend"] == "cuda" and found["ok"]
     free, _ = torch.cuda.mem_get_info()
@@ -27,7 +27,7 @@ def test_validate_estimates_against_the_free_device_memory(cli, tmp_path):
 
 def test_compile_for_cuda_matches_eager(cli, tmp_path):
     out = tmp_path / "package"
-    cli("compile", "--config", TINY, "--backend", "cuda", "--output", out, "--check")
+    cli("compile", "--config", TINY, "--device", "cuda", "--output-dir", out, "--check")
     report = json.loads((out / "compile-report.json").read_text())
     assert report["backend"] == "cuda" and report["check"]["passed"]
     assert report["check"]["max_abs_diff"] <= 1e-4

@@ -1,0 +1,81 @@
+"""How `linctl bench` turns cases into rows: skipped lengths, the max-batch search, the comparisons with
+softmax, the paper's figures and the notes — with hand-made measurements instead of worker processes."""
+
+import pytest
+
+from linctl.bench.case import Case, Result
+from linctl.bench.options import BenchOptions
+from linctl.bench.run import run_bench
+
+RATE = 2e9  # the fake machine's matmul FLOP/s
+# Per variant: seconds per repeat, FLOPs per token, peak bytes per sequence, largest batch that fits.
+COSTS = {
+    "softmax impl=sdpa": (0.2, 100.0, 1000, 3),
+    "softmax impl=eager": (0.4, 100.0, 4000, 1),
+    "linformer k=128 sharing=layerwise": (0.1, 40.0, 250, 12),
+}
+
+
+@pytest.fixture
+def cases(monkeypatch) -> list[Case]:
+    """Replace the worker processes by COSTS; return the cases run, in order."""
+    seen: list[Case] = []
+
+    def run_isolated(case: Case, timeout: float) -> Result:
+        seen.append(case)
+        if case.what == "matmul":
+            return Result(status="ok", times=[0.5], flops=RATE * 0.5)
+        seconds, flops, peak, fits = COSTS[case.label]
+        if case.batch > fits:
+            return Result(status="oom", message="over the budget")
+        tokens = case.n * case.batch
+        return Result(status="ok", times=[seconds] * 3, flops=flops * tokens, tokens=tokens, peak_bytes=peak)
+
+    monkeypatch.setattr("linctl.bench.run.run_isolated", run_isolated)
+    return seen
+
+
+def bench(**options) -> dict[tuple[str, int], dict]:
+    opts = BenchOptions(preset="small", k=[128], repeats=3, device="cpu", **options)
+    return {(row.label, row.n): row.model_dump() for row in run_bench(opts).rows}
+
+
+def test_rows_compare_per_token_with_softmax_of_the_same_length(cases):
+    rows = bench(seq_len=[64, 512])
+    assert list(rows) == [(label, n) for n in (64, 512) for label in COSTS]
+    short = rows["linformer k=128 sharing=layerwise", 64]  # k > n: not measured, and said why
+    assert short["status"] == "skipped" and "k (128)" in short["message"] and short["median_s"] is None
+    assert [c.label for c in cases if c.n == 64] == ["softmax impl=sdpa", "softmax impl=eager"]
+    base, lin = rows["softmax impl=sdpa", 512], rows["linformer k=128 sharing=layerwise", 512]
+    assert base["speedup"] == base["flop_ratio"] == base["memory_saving"] == 1.0
+    assert lin["speedup"] == pytest.approx(2.0) and lin["speedup_eager"] == pytest.approx(4.0)
+    assert lin["flop_ratio"] == pytest.approx(2.5) and lin["memory_saving"] == pytest.approx(4.0)
+    assert lin["tokens_per_s"] == pytest.approx(512 / 0.1)
+    assert lin["matmul_fraction"] == pytest.approx(40.0 * 512 / 0.1 / RATE)
+    assert (lin["paper_speedup"], lin["paper_memory_saving"]) == (1.5, 1.7)  # the paper's n 512, k 128
+    assert base["paper_speedup"] is None and rows["linformer k=128 sharing=layerwise", 64]["speedup"] is None
+
+
+def test_max_batch_times_the_largest_batch_that_fits_and_compares_batches(cases):
+    rows = bench(seq_len=[512], max_batch=True)
+    assert {label: rows[label, 512]["batch"] for label in COSTS} == {
+        label: c[3] for label, c in COSTS.items()
+    }
+    assert rows["linformer k=128 sharing=layerwise", 512]["memory_saving"] == pytest.approx(12 / 3)
+    probes = [c for c in cases if c.label == "linformer k=128 sharing=layerwise"]
+    assert all((c.warmup, c.repeats) == (0, 0) for c in probes[:-1])  # probes are not timed…
+    assert (probes[-1].batch, probes[-1].repeats) == (12, 3)  # …the batch found is
+
+
+def test_max_batch_when_a_single_sequence_does_not_fit(monkeypatch, cases):
+    monkeypatch.setitem(COSTS, "softmax impl=eager", (0.4, 100.0, 4000, 0))
+    row = bench(seq_len=[512], max_batch=True, attention=["softmax impl=eager"])["softmax impl=eager", 512]
+    assert (row["status"], row["batch"], row["message"]) == ("oom", 0, "a single sequence does not fit")
+    assert [c.batch for c in cases if c.what != "matmul"] == [1]
+
+
+def test_peers_outside_the_model_level_are_a_note_not_a_case(cases):
+    opts = BenchOptions(preset="small", k=[128], seq_len=[512], peers=True, device="cpu")
+    report = run_bench(opts)
+    assert "--peers compares whole models: add --level model" in report.notes
+    assert all(row.peer is None for row in report.rows) and all(c.peer is None for c in cases)
