@@ -47,7 +47,11 @@ class AttentionConfig(Strict):
 
 
 class AttentionOutput(NamedTuple):
-    """What an attention layer returns."""
+    """What an attention layer returns.
+
+    An auxiliary loss is on the scale of a loss summed over tokens (fairseq's convention: Primal's
+    ``η·L_KSVD`` is added to the summed NLL); a task divides it by the tokens it averages over.
+    """
 
     out: Tensor  # (B, T, C)
     aux_loss: Tensor  # () the variant's auxiliary loss, zero when it has none
@@ -90,6 +94,10 @@ class Attention(nn.Module, ABC):
         self.cfg, self.n_heads, self.max_seq_length = cfg, n_heads, max_seq_length
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=cfg.bias)  # q, k, v stacked: one product for self
         self.out = nn.Linear(d_model, d_model, bias=cfg.bias)
+
+    def new_cache(self) -> Any:
+        """Return an empty decoding cache of this layer's kind, passed back as ``forward(cache=…)``."""
+        return KVCache()
 
     @classmethod
     def build_shared(

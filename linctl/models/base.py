@@ -23,7 +23,7 @@ class ModelOutput(NamedTuple):
     """What a model's forward returns."""
 
     hidden: Tensor  # (B, T, C) the last layer's states
-    aux_loss: Tensor  # () the sum of the auxiliary losses its layers report; zero when none
+    aux_loss: Tensor  # () the sum of its layers' auxiliary losses (summed-loss scale); zero when none
     logits: Tensor | None = None  # (B, T, V) for a family whose head is part of its forward
 
     @property

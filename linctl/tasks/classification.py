@@ -145,7 +145,7 @@ class ClassificationTask(Task):
     def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         logits, aux_loss = self._forward(model, batch)
         loss, sums = self._score(logits, batch["labels"])
-        return loss + aux_loss, sums
+        return loss + aux_loss / len(batch["labels"]), sums  # the auxiliary loss is on a summed scale
 
     def count_tokens(self, batch: Batch) -> tuple[int, int]:
         return mask_tokens(batch["attention_mask"])

@@ -136,7 +136,8 @@ class MlmTask(Task):
         count = weights.sum()
         correct = ((logits.argmax(-1).flatten() == labels) * weights).sum()
         sums = {"loss_sum": losses.sum().detach(), "correct": correct.detach(), "count": count.detach()}
-        return losses.sum() / count.clamp(min=1.0) + out.aux_loss, sums
+        # the auxiliary loss is on the scale of a summed loss: averaged over the same tokens
+        return (losses.sum() + out.aux_loss) / count.clamp(min=1.0), sums
 
     def count_tokens(self, batch: Batch) -> tuple[int, int]:
         return mask_tokens(batch["attention_mask"])
