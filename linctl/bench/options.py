@@ -34,8 +34,9 @@ class BenchOptions(Strict):
     sharing: str = "layerwise"
     attention: list[str] = Field(default_factory=list)  # kinds or labels to keep; empty: all
     preset: str = "base"
-    config: Path | None = None  # a YAML with a `model:` section (a run config) instead of the preset
-    overrides: list[str] = Field(default_factory=list)  # `--set a.b=c` applied to that YAML
+    # YAMLs with a `model:` section (run configs) instead of the preset; several: one variant each
+    config: list[Path] = Field(default_factory=list)
+    overrides: list[str] = Field(default_factory=list)  # `--set a.b=c` applied to those YAMLs
     batch_size: PositiveInt | None = None  # default 1
     max_batch: bool = False
     memory_budget: ByteSize | None = None
@@ -49,7 +50,7 @@ class BenchOptions(Strict):
     paper: bool = False
     seed: int = 0
 
-    @field_validator("seq_len", "k", "attention", mode="before")
+    @field_validator("seq_len", "k", "attention", "config", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -71,18 +72,23 @@ class BenchOptions(Strict):
             raise ValueError("give --batch-size or --max-batch, not both")
         if self.memory_budget is not None and not self.max_batch:
             raise ValueError("--memory-budget bounds the --max-batch search; add --max-batch")
-        if self.config is not None and not self.config.is_file():
-            raise ValueError(f"model config {self.config} does not exist")
-        if self.overrides and self.config is None:
+        missing = [str(path) for path in self.config if not path.is_file()]
+        if missing:
+            raise ValueError(f"model config {', '.join(missing)} does not exist")
+        if len(self.config) > 1 and self.level != "model":
+            raise ValueError("several --config files compare whole models: add --level model")
+        if self.overrides and not self.config:
             raise ValueError("--set changes keys of the --config file; add --config")
         return self
 
 
 class Variant(Strict):
-    """One attention configuration under test, with the label it has in tables."""
+    """One configuration under test, with the label it has in tables: an attention config on the
+    common model sizes, or (comparing several model configs) a whole model's fields."""
 
     label: str
     attention: dict[str, Any]
+    model: dict[str, Any] | None = None  # None: the sizes every variant shares
 
     @property
     def kind(self) -> str:
@@ -146,9 +152,23 @@ def _sweep(config: type[AttentionConfig], opts: BenchOptions) -> list[dict[str, 
 
 def model_dims(opts: BenchOptions) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Return the model fields (without attention) and the model config's own attention, if any."""
-    if opts.config is None:
+    if not opts.config:
         return {**PRESETS[opts.preset], "vocab_size": BERT_VOCAB}, None
-    model = read_model(opts.config, opts.overrides).model_dump()
+    return _model_of(opts.config[0], opts.overrides)
+
+
+def config_variants(opts: BenchOptions) -> list[Variant]:
+    """Return one variant per model config, labelled by its file name (the efficiency test of
+    several whole models: Transformer against Primal.+Trans., whose attention differs by layer)."""
+    out = []
+    for path in opts.config:
+        model, attention = _model_of(path, opts.overrides)
+        out.append(Variant(label=path.stem, attention=attention, model=model))
+    return out
+
+
+def _model_of(path: Path, overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    model = read_model(path, overrides).model_dump()
     attention = model.pop("attention")
     model.pop("max_seq_length")  # every case sets its own sequence length
     return model, attention

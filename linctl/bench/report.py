@@ -34,6 +34,8 @@ def table(report: Report, paper: bool) -> Table:
     )
     t = Table(title=title, title_justify="left")
     columns = ["attention", "n", "batch", "ms", "±", "tokens/s", "GFLOP/s", "of matmul", "peak MiB"]
+    train = report.options["mode"] == "train"
+    columns += ["s / 1k steps"] if train else []
     columns += ["speed-up", "mem saving", "FLOP ratio"]
     if paper:
         columns += ["vs eager", "paper speed-up", "paper mem"]
@@ -50,8 +52,9 @@ def table(report: Report, paper: bool) -> Table:
             r.label, f"{r.n:,}", f"{r.batch:,}", f"{r.median_s * 1e3:,.1f}", f"{r.spread:.0%}",  # type: ignore[operator]
             f"{r.tokens_per_s:,.0f}", f"{(r.flops_per_s or 0) / 1e9:,.1f}",
             "" if r.matmul_fraction is None else f"{r.matmul_fraction:.0%}", _mib(r.peak_bytes),
-            _x(r.speedup), _x(r.memory_saving, 1), _x(r.flop_ratio),
         ]  # fmt: skip
+        cells += [f"{r.s_per_1k_steps:,.1f}"] if train else []
+        cells += [_x(r.speedup), _x(r.memory_saving, 1), _x(r.flop_ratio)]
         if paper:
             cells += [_x(r.speedup_eager), _x(r.paper_speedup, 1), _x(r.paper_memory_saving, 1)]
         if "vs peer" in columns:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from linctl.attention import ATTENTION, AttentionConfig
 from linctl.bench.case import Case, Result
 from linctl.bench.measure import run_isolated
-from linctl.bench.options import BenchOptions, Variant, label_of, model_dims, variants
+from linctl.bench.options import BenchOptions, Variant, config_variants, label_of, model_dims, variants
 from linctl.bench.peers import PEER_MODELS, installed, matches, peer_label
 from linctl.bench.search import largest_batch
 from linctl.config.load import validate
@@ -38,6 +38,7 @@ class Row(BaseModel):
     flops: float | None = None
     peak_bytes: int | None = None
     tokens_per_s: float | None = None
+    s_per_1k_steps: float | None = None  # --mode train: seconds per 1,000 steps at this batch, extrapolated
     flops_per_s: float | None = None
     matmul_fraction: float | None = None
     speedup: float | None = None  # against the first baseline (softmax with torch's SDPA), per real token
@@ -79,7 +80,7 @@ def run_bench(opts: BenchOptions, on_row: Callable[[Row], None] = lambda row: No
     dims, own_attention = model_dims(opts)
     if opts.level == "attention":
         dims = {"d_model": dims["d_model"], "n_heads": dims["n_heads"]}
-    chosen = variants(opts, own_attention)
+    chosen = config_variants(opts) if len(opts.config) > 1 else variants(opts, own_attention)
     matmul = run_isolated(Case(what="matmul", repeats=3, **common), opts.timeout)
     rate = matmul.flops / matmul.median if matmul.status == "ok" else None  # type: ignore[operator]
     notes = peer_notes(opts, chosen)
@@ -87,15 +88,16 @@ def run_bench(opts: BenchOptions, on_row: Callable[[Row], None] = lambda row: No
     for n in opts.seq_len:
         for variant, peer in [(v, None) for v in chosen] + peer_cases(opts, chosen):
             label = peer_label(peer, variant.attention) if peer else variant.label
+            model = variant.model or dims
             base = Case(
-                what=opts.level, label=label, peer=peer, attention=variant.attention, model=dims, n=n,
+                what=opts.level, label=label, peer=peer, attention=variant.attention, model=model, n=n,
                 mode=opts.mode, warmup=opts.warmup, repeats=opts.repeats, padded=opts.padded, budget=budget,
                 **common,
             )  # fmt: skip
             row = measure_row(opts, variant, base)
             rows.append(row)
             on_row(row)
-    compare(rows, rate, opts)
+    compare(rows, rate, opts, chosen[0].label if len(opts.config) > 1 else None)
     machine = {
         "device": machine_name(device), "device_type": device.type, "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "torch": torch.__version__, "dtype": opts.precision,
@@ -152,7 +154,10 @@ def measure_row(opts: BenchOptions, variant: Variant, case: Case) -> Row:
         # can land just over the budget. The batch below it is then the largest that fits.
         batch -= 1
         result = run_isolated(case.model_copy(update={"batch": batch}), opts.timeout)
-    return row_of(fields, batch, result)
+    row = row_of(fields, batch, result)
+    if opts.mode == "train" and row.median_s is not None:
+        row.s_per_1k_steps = 1000 * row.median_s  # a timed repeat is one training step (the efficiency test)
+    return row
 
 
 def row_of(fields: dict[str, Any], batch: int, result: Result) -> Row:
@@ -169,18 +174,21 @@ def row_of(fields: dict[str, Any], batch: int, result: Result) -> Row:
     )  # fmt: skip
 
 
-def compare(rows: list[Row], rate: float | None, opts: BenchOptions) -> None:
+def compare(rows: list[Row], rate: float | None, opts: BenchOptions, reference: str | None = None) -> None:
     """Fill each row's comparisons with the baseline rows (and the peer rows) of the same n.
 
     The baselines are what the attention configs declare: each names the report column it is the
     reference of (softmax: ``speedup`` against SDPA, which also gives the FLOP ratio and memory saving,
-    and ``speedup_eager`` against the eager T×T form).
+    and ``speedup_eager`` against the eager T×T form). Comparing whole model configs, the first one,
+    ``reference``, is the baseline instead.
     """
     baselines = {
         column: label_for({"kind": kind, **values})
         for kind in ATTENTION.kinds()
         for column, values in ATTENTION.classes[kind].Config.baselines.items()
     }
+    if reference is not None:
+        baselines = {"speedup": reference}
     by_n: dict[int, list[Row]] = {}
     for row in rows:
         by_n.setdefault(row.n, []).append(row)

@@ -42,7 +42,11 @@ def bench(
     ] = None,
     preset: Annotated[str | None, typer.Option(metavar="PRESET", help="Model sizes [default: base].")] = None,
     config: Annotated[
-        Path | None, typer.Option(help="A YAML with a model section (e.g. a run config) instead of --preset.")
+        str | None,
+        typer.Option(
+            help="YAMLs with a model section (e.g. run configs) instead of --preset, comma-separated; "
+            "several are compared as whole models, the first as the baseline (with --level model)."
+        ),
     ] = None,
     overrides: OverridesOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch [default: 1].")] = None,

@@ -37,6 +37,18 @@ def evaluate(
         Path | None,
         typer.Option(help="A `prepare glue` split folder (e.g. test) to predict, as a GLUE submission TSV."),
     ] = None,
+    context_window: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Language models: score each block's new tokens with up to this many tokens of context "
+            "before it (fairseq eval-lm's --context-window) [default: the config's task.context_window, 0].",
+        ),
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(help="Show only this metric (e.g. ppl), with how it was computed [default: all]."),
+    ] = None,
     set_: OverridesOpt = None,
     device: DeviceOpt = None,
     json_file: Annotated[
@@ -56,7 +68,8 @@ def evaluate(
     # The old name of --json and --tsv (it named whichever file the run wrote): accepted, not shown.
     output: Annotated[Path | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    """Evaluate checkpoints: masked-LM perplexity for MLM runs, GLUE metrics for classifiers."""
+    """Evaluate checkpoints: perplexity for language models (fairseq's eval-lm protocol) and MLM runs,
+    GLUE metrics for classifiers."""
     from linctl.atomic import write_text_atomic
     from linctl.evaluate.run import (
         EVAL_ALL_FILE,
@@ -74,6 +87,7 @@ def evaluate(
             "--all-checkpoints evaluates a model folder: give it without --checkpoint or --predict"
         )
     overrides = run_overrides(set_, model_dir, device)
+    overrides += [f"task.context_window={context_window}"] if context_window is not None else []
     cfg = load_config(config, RunConfig, overrides) if config else None
     folder = model_dir or (cfg.model_dir if cfg else None)
     if checkpoint is not None:
@@ -105,17 +119,33 @@ def evaluate(
         target = json_file or output or Path(found[0]) / EVAL_FILE
         write_metrics(target, results[0])
         shown = {k: v for k, v in results[0].items() if k != "checkpoint"}
-        print_summary(f"eval {found[0]} → {target}", shown)
+        print_summary(f"eval {found[0]} → {target}", _only(shown, metric))
         return
     for result in results:
         write_metrics(Path(result["checkpoint"]) / EVAL_FILE, result)
     target = json_file or output or Path(folder) / EVAL_ALL_FILE  # type: ignore[arg-type]
     write_all(target, results, best)
-    stdout.print(_table(results, best, f"eval {folder} → {target}"))
+    if metric is not None:
+        _only(results[0], metric)  # a metric the task does not report is refused before the table
+    stdout.print(_table(results, best, f"eval {folder} → {target}", metric))
+    if "protocol" in results[0]:
+        stdout.print(f"protocol: {results[0]['protocol']}", soft_wrap=True)
 
 
-def _table(results: list[dict], best: int, title: str) -> Table:
-    names = [key for key in results[0] if key not in ("checkpoint", "step", "task")]
+def _only(result: dict, metric: str | None) -> dict:
+    """Return ``result`` with only ``metric`` among the metrics (step, task and protocol stay)."""
+    if metric is None:
+        return result
+    kept = {key: value for key, value in result.items() if key in ("step", "task", "protocol")}
+    if metric not in result or metric in kept:
+        names = [key for key in result if key not in ("checkpoint", "step", "task", "protocol")]
+        raise ConfigError(f"--metric {metric}: this task reports {', '.join(names)}")
+    return kept | {metric: result[metric]}
+
+
+def _table(results: list[dict], best: int, title: str, metric: str | None) -> Table:
+    names = [key for key in results[0] if key not in ("checkpoint", "step", "task", "protocol")]
+    names = [metric] if metric is not None else names
     table = Table(title=title, title_justify="left")
     table.add_column("step", justify="right")
     for name in names:

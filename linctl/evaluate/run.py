@@ -45,7 +45,9 @@ def evaluate_checkpoints(cfg: RunConfig, folders: list[Path]) -> tuple[list[dict
         checkpoint.load_weights(model, found)
         metrics = task.evaluate(model, device, cfg.train.eval_batch_size, cfg.train.precision)
         step = checkpoint.read_state(found)["step"]
-        results.append({"checkpoint": str(found), "step": step, "task": cfg.task.kind, **metrics})
+        result = {"checkpoint": str(found), "step": step, "task": cfg.task.kind, **metrics}
+        protocol = task.protocol()
+        results.append(result | ({"protocol": protocol} if protocol else {}))
     metric, higher = task.ranking()
     scores = [result.get(metric, math.nan) for result in results]
     ranked = [i for i in range(len(scores)) if not math.isnan(scores[i])] or [0]

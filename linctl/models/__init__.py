@@ -2,10 +2,11 @@
 
 from linctl.models.base import Model, ModelConfig, ModelOutput
 from linctl.models.classifier import ClassifierModel
+from linctl.models.decoder import DecoderModel
 from linctl.models.encoder import EncoderModel
 from linctl.registry import Registry
 
-MODELS: Registry[Model] = Registry("model", [EncoderModel, ClassifierModel])
+MODELS: Registry[Model] = Registry("model", [EncoderModel, ClassifierModel, DecoderModel])
 ModelSpec = MODELS.config_union()
 
 __all__ = ["MODELS", "Model", "ModelConfig", "ModelOutput", "ModelSpec"]

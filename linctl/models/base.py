@@ -131,3 +131,12 @@ class Classifier(Protocol):
     def classify(self, hidden: Tensor) -> Tensor:
         """Return (B, num_labels) outputs from hidden states (B, T, C)."""
         ...
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """A causal model whose forward returns next-token ``logits`` and that can decode incrementally."""
+
+    def new_cache(self) -> Any:
+        """Return an empty decoding cache, passed to ``forward(cache=…)``."""
+        ...

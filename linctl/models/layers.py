@@ -1,6 +1,7 @@
 """Building blocks shared by the architectures: embeddings, feed-forward, the Transformer block, stages."""
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -38,30 +39,41 @@ class Embeddings(nn.Module):
         return self.drop(self.norm(x))
 
 
-class FeedForward(nn.Module):
-    """Position-wise two-layer GELU network."""
+ACTIVATIONS = {"gelu": nn.functional.gelu, "relu": nn.functional.relu}
+Activation = Literal["gelu", "relu"]
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float) -> None:
+
+class FeedForward(nn.Module):
+    """Position-wise two-layer network: GELU (BERT) or ReLU (fairseq's transformer_lm)."""
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float, activation: Activation = "gelu") -> None:
         super().__init__()
         self.up = nn.Linear(d_model, d_ff)
         self.down = nn.Linear(d_ff, d_model)
         self.drop = nn.Dropout(dropout)
+        self.activation = ACTIVATIONS[activation]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self.down(nn.functional.gelu(self.up(x))))
+        return self.drop(self.down(self.activation(self.up(x))))
 
 
 class Block(nn.Module):
     """Self-attention, cross-attention over an encoder's states (decoders only) and feed-forward
     sublayers, each with a residual connection and layer norm (after it, or before with ``norm_first``)."""
 
-    def __init__(self, attention: Attention, cfg: ModelConfig, cross: Attention | None = None) -> None:
+    def __init__(
+        self,
+        attention: Attention,
+        cfg: ModelConfig,
+        cross: Attention | None = None,
+        activation: Activation = "gelu",
+    ) -> None:
         super().__init__()
         self.attention = attention
         self.norm1 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
         self.cross = cross
         self.norm_cross = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cross is not None else None
-        self.ffn = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
+        self.ffn = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout, activation)
         self.norm2 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.dropout)
         self.norm_first = cfg.norm_first
@@ -73,7 +85,7 @@ class Block(nn.Module):
         *,
         memory: Tensor | None = None,
         memory_mask: Tensor | None = None,
-        cache: KVCache | None = None,
+        cache: Any = None,
         memory_cache: KVCache | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Transform (B, T, C); return it and the attention's auxiliary loss.
@@ -107,34 +119,49 @@ def build_stage(
     max_seq_length: int,
     cross: AttentionConfig | None = None,
     memory_length: int | None = None,
+    attentions: Sequence[AttentionConfig] | None = None,
+    activation: Activation = "gelu",
 ) -> nn.ModuleList:
-    """Return ``n_layers`` blocks of ``cfg``'s attention over sequences of up to ``max_seq_length`` tokens.
+    """Return ``n_layers`` blocks over sequences of up to ``max_seq_length`` tokens.
 
-    A model builds one stage per sequence length it runs at (a funnel pools between stages). Parameters
-    the attention shares across layers (layerwise Linformer) are shared within the stage and appear in
-    each block. ``cross`` adds cross-attention over ``memory_length`` encoder states to every block.
+    A model builds one stage per sequence length it runs at (a funnel pools between stages). Every block
+    uses ``cfg.attention`` unless ``attentions`` gives one config per block (a decoder whose last layer
+    is Primal). Parameters an attention config shares across layers (layerwise Linformer) are shared by
+    the blocks of the stage that use that config. ``cross`` adds cross-attention over ``memory_length``
+    encoder states to every block.
     """
-    kind = ATTENTION.cls(cfg.attention)
-    shared = kind.build_shared(cfg.attention, cfg.d_model, cfg.n_heads, max_seq_length)
+    attentions = list(attentions) if attentions is not None else [cfg.attention] * n_layers
+    if len(attentions) != n_layers:
+        raise ValueError(f"{len(attentions)} attention configs for a stage of {n_layers} blocks")
+    shared = {
+        spec: ATTENTION.cls(spec).build_shared(spec, cfg.d_model, cfg.n_heads, max_seq_length)
+        for spec in dict.fromkeys(attentions)
+    }
     if cross is not None:
         memory_length = memory_length or max_seq_length
         cross_shared = ATTENTION.cls(cross).build_shared(cross, cfg.d_model, cfg.n_heads, memory_length)
 
-    def block() -> Block:
-        attention = ATTENTION.build(cfg.attention, cfg.d_model, cfg.n_heads, max_seq_length, shared)
+    def block(spec: AttentionConfig) -> Block:
+        attention = ATTENTION.build(spec, cfg.d_model, cfg.n_heads, max_seq_length, shared[spec])
         if cross is None:
-            return Block(attention, cfg)
+            return Block(attention, cfg, activation=activation)
         reader = ATTENTION.build(cross, cfg.d_model, cfg.n_heads, memory_length, cross_shared)
-        return Block(attention, cfg, reader)
+        return Block(attention, cfg, reader, activation)
 
-    return nn.ModuleList(block() for _ in range(n_layers))
+    return nn.ModuleList(block(spec) for spec in attentions)
 
 
-def run_stage(blocks: nn.ModuleList, x: Tensor, mask: Tensor | None, **kwargs: Any) -> tuple[Tensor, Tensor]:
-    """Run ``x`` (B, T, C) through a stage's blocks; return the states and the summed auxiliary loss."""
+def run_stage(
+    blocks: nn.ModuleList, x: Tensor, mask: Tensor | None, caches: Sequence[Any] | None = None, **kwargs: Any
+) -> tuple[Tensor, Tensor]:
+    """Run ``x`` (B, T, C) through a stage's blocks; return the states and the summed auxiliary loss.
+
+    ``caches`` holds one decoding cache per block (``block.attention.new_cache()``) while decoding.
+    """
     aux = x.new_zeros(())
-    for block in blocks:
-        x, block_aux = block(x, mask, **kwargs)
+    for i, block in enumerate(blocks):
+        cache = None if caches is None else caches[i]
+        x, block_aux = block(x, mask, cache=cache, **kwargs)
         aux = aux + block_aux
     return x, aux
 

@@ -80,6 +80,10 @@ class Task(ABC):
         """Return the evaluation metric that ranks checkpoints, and whether higher is better."""
         return "loss", False
 
+    def protocol(self) -> str | None:
+        """Say how the evaluation metrics were computed, where a number alone would be ambiguous."""
+        return None
+
     def files(self) -> dict[str, Path]:
         """Return files a checkpoint must carry to be used again, by name (e.g. the vocabulary)."""
         return {}
