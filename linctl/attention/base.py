@@ -26,7 +26,9 @@ class AttentionConfig(Strict):
     its choices, any other field at the values of the bench option of the same name, e.g. ``--k``);
     ``baselines`` names the report columns this kind is the reference of, each with the field values
     of the reference variant (softmax: ``speedup`` against SDPA, ``speedup_eager`` against eager);
-    ``model_level_keys`` are keys a model section may give outside ``attention`` to select this kind.
+    ``model_level_keys`` are keys a model section may give outside ``attention`` to select this kind;
+    ``cross_attention`` says whether the kind can read another input's states (``forward(memory=…)``).
+    The properties below declare what a variant's outputs satisfy, for the tests of those properties.
     """
 
     kind: str
@@ -37,6 +39,17 @@ class AttentionConfig(Strict):
     swept: ClassVar[tuple[str, ...]] = ()
     baselines: ClassVar[dict[str, dict[str, Any]]] = {}
     model_level_keys: ClassVar[tuple[str, ...]] = ()  # keys of a model section that select this kind
+    cross_attention: ClassVar[bool] = True
+
+    @property
+    def reports_aux_loss(self) -> bool:
+        """Whether this variant's layers report an auxiliary loss (other variants report zero)."""
+        return False
+
+    @property
+    def padding_invariant(self) -> bool:
+        """Whether a sequence's outputs are independent of the padding after it and of its amount."""
+        return True
 
     def check_length(self, max_seq_length: int) -> None:
         """Raise ValueError when this attention cannot serve sequences of ``max_seq_length`` tokens."""
