@@ -19,6 +19,7 @@ SHARING = get_args(Sharing)
 OPTIONS = {
     "softmax": [{"impl": "sdpa"}, {"impl": "eager"}],
     "linformer": [{"k": 7, "sharing": s} for s in SHARING],
+    "primal": [{"rank": 5, "causal": True}, {"rank": 5, "causal": False, "rank_multi": 2}],
 }
 VARIANTS = [{"kind": kind, **opts} for kind in ATTENTION.kinds() for opts in OPTIONS[kind]]
 IDS = ["-".join(str(v) for v in spec.values()) for spec in VARIANTS]
