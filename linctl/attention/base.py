@@ -26,7 +26,9 @@ class AttentionConfig(Strict):
     its choices, any other field at the values of the bench option of the same name, e.g. ``--k``);
     ``baselines`` names the report columns this kind is the reference of, each with the field values
     of the reference variant (softmax: ``speedup`` against SDPA, ``speedup_eager`` against eager);
-    ``model_level_keys`` are keys a model section may give outside ``attention`` to select this kind.
+    ``model_level_keys`` are keys a model section may give outside ``attention`` to select this kind;
+    ``cross_attention`` says whether the kind can read another input's states (``forward(memory=…)``).
+    The properties below declare what a variant's outputs satisfy, for the tests of those properties.
     """
 
     kind: str
@@ -37,6 +39,17 @@ class AttentionConfig(Strict):
     swept: ClassVar[tuple[str, ...]] = ()
     baselines: ClassVar[dict[str, dict[str, Any]]] = {}
     model_level_keys: ClassVar[tuple[str, ...]] = ()  # keys of a model section that select this kind
+    cross_attention: ClassVar[bool] = True
+
+    @property
+    def reports_aux_loss(self) -> bool:
+        """Whether this variant's layers report an auxiliary loss (other variants report zero)."""
+        return False
+
+    @property
+    def padding_invariant(self) -> bool:
+        """Whether a sequence's outputs are independent of the padding after it and of its amount."""
+        return True
 
     def check_length(self, max_seq_length: int) -> None:
         """Raise ValueError when this attention cannot serve sequences of ``max_seq_length`` tokens."""
@@ -81,7 +94,11 @@ class KVCache:
 
 
 class Attention(nn.Module, ABC):
-    """Multi-head attention; a variant implements ``mix`` on per-head queries, keys and values."""
+    """The interface of an attention layer: built from its config, it maps states to states.
+
+    Most kinds are a ``MixingAttention`` and implement only ``mix``; a kind whose layer has another
+    shape (Primal-Attention has no values) implements ``forward`` itself.
+    """
 
     Config: ClassVar[type[AttentionConfig]]
 
@@ -92,8 +109,6 @@ class Attention(nn.Module, ABC):
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
         self.cfg, self.n_heads, self.max_seq_length = cfg, n_heads, max_seq_length
-        self.qkv = nn.Linear(d_model, 3 * d_model, bias=cfg.bias)  # q, k, v stacked: one product for self
-        self.out = nn.Linear(d_model, d_model, bias=cfg.bias)
 
     def new_cache(self) -> Any:
         """Return an empty decoding cache of this layer's kind, passed back as ``forward(cache=…)``."""
@@ -105,6 +120,38 @@ class Attention(nn.Module, ABC):
     ) -> nn.Module | None:
         """Return the parameters every layer of a model shares (passed to each layer as ``shared``)."""
         return None
+
+    @abstractmethod
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        *,
+        memory: Tensor | None = None,
+        cache: Any = None,
+    ) -> AttentionOutput:
+        """Attend from ``x`` (B, T, C) over ``memory`` (B, S, C), or over ``x`` itself when None.
+
+        ``mask`` (B, S) is True at the real positions of what is attended over (None: all are real).
+        With ``cache`` (from ``new_cache``), ``x`` continues the positions decoded so far.
+        """
+
+    @property
+    def dropout_p(self) -> float:
+        """The attention dropout in force: none in eval mode."""
+        return self.cfg.dropout if self.training else 0.0
+
+
+class MixingAttention(Attention):
+    """Multi-head attention that projects to per-head queries, keys and values, mixes them (``mix``, one
+    method per kind) and projects back."""
+
+    def __init__(
+        self, cfg: AttentionConfig, d_model: int, n_heads: int, max_seq_length: int, shared: nn.Module | None
+    ) -> None:
+        super().__init__(cfg, d_model, n_heads, max_seq_length, shared)
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=cfg.bias)  # q, k, v stacked: one product for self
+        self.out = nn.Linear(d_model, d_model, bias=cfg.bias)
 
     def forward(
         self,
@@ -155,11 +202,6 @@ class Attention(nn.Module, ABC):
 
         Queries are (B, H, T, D), keys and values (B, H, S, D); ``mask`` (B, S) marks real keys.
         """
-
-    @property
-    def dropout_p(self) -> float:
-        """The attention dropout in force: none in eval mode."""
-        return self.cfg.dropout if self.training else 0.0
 
 
 def visible(mask: Tensor | None, causal: bool, T: int, S: int, device: torch.device) -> Tensor | None:

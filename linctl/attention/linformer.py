@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from pydantic import PositiveInt, model_validator
 from torch import Tensor, nn
 
-from linctl.attention.base import Attention, AttentionConfig
+from linctl.attention.base import AttentionConfig, MixingAttention
 from linctl.errors import InputError
 
 Sharing = Literal["none", "headwise", "key-value", "layerwise"]
@@ -90,7 +90,7 @@ def _project(x: Tensor, e: Tensor) -> Tensor:
     return y.view(B, H, D, -1).transpose(2, 3).contiguous()  # (B, H, k, D)
 
 
-class LinformerAttention(Attention):
+class LinformerAttention(MixingAttention):
     """Attention over k projected keys and values instead of all n."""
 
     class Config(AttentionConfig):

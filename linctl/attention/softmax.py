@@ -6,10 +6,10 @@ from typing import Any, ClassVar, Literal
 import torch.nn.functional as F
 from torch import Tensor
 
-from linctl.attention.base import Attention, AttentionConfig, visible
+from linctl.attention.base import AttentionConfig, MixingAttention, visible
 
 
-class SoftmaxAttention(Attention):
+class SoftmaxAttention(MixingAttention):
     """Full attention: torch's fused ``scaled_dot_product_attention``, or the T×T scores spelt out."""
 
     class Config(AttentionConfig):

@@ -19,6 +19,7 @@ SHARING = get_args(Sharing)
 OPTIONS = {
     "softmax": [{"impl": "sdpa"}, {"impl": "eager"}],
     "linformer": [{"k": 7, "sharing": s} for s in SHARING],
+    "primal": [{"rank": 5, "causal": True}, {"rank": 5, "causal": False, "rank_multi": 2}],
 }
 VARIANTS = [{"kind": kind, **opts} for kind in ATTENTION.kinds() for opts in OPTIONS[kind]]
 IDS = ["-".join(str(v) for v in spec.values()) for spec in VARIANTS]
@@ -26,6 +27,11 @@ IDS = ["-".join(str(v) for v in spec.values()) for spec in VARIANTS]
 
 def spec(**kw):
     return TypeAdapter(AttentionSpec).validate_python(kw)
+
+
+def variants(having=lambda cfg: True):
+    """The variants whose config has a property (what it declares of its outputs), as test parameters."""
+    return [pytest.param(v, id=name) for v, name in zip(VARIANTS, IDS, strict=True) if having(spec(**v))]
 
 
 def attention(n=T, **kw):
@@ -73,7 +79,9 @@ def test_softmax_sdpa_matches_eager(causal):
     torch.testing.assert_close(eager(x).out, sdpa(x).out)
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+# Primal's non-causal form reads landmark rows of the padded input, at positions set by its padded
+# length: it declares no padding invariance.
+@pytest.mark.parametrize("variant", variants(lambda cfg: cfg.padding_invariant))
 def test_padded_positions_do_not_reach_real_tokens(variant):
     attn = attention(**variant)
     lengths = [16, 11, 5]
@@ -85,7 +93,7 @@ def test_padded_positions_do_not_reach_real_tokens(variant):
         torch.testing.assert_close(y2[b, :n], y[b, :n])
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+@pytest.mark.parametrize("variant", variants(lambda cfg: cfg.padding_invariant))
 def test_amount_of_trailing_padding_does_not_matter(variant):
     attn = attention(**variant)
     lengths = [11, 8, 3]
@@ -189,14 +197,17 @@ def test_gradients_reach_every_parameter(variant):
     model = MODELS.build(model_cfg(attention=variant, dropout=0.0))
     ids, mask = torch.randint(0, V, (B, T)), lengths_mask([16, 13, 9])
     positions = torch.tensor([[1, 4, 15], [0, 7, 12], [2, 3, 8]])  # (B, P)
-    logits = model.mlm_logits(model(ids, mask).hidden, positions)  # (B, P, V)
-    F.cross_entropy(logits.reshape(-1, V), torch.randint(0, V, (positions.numel(),))).backward()
+    out = model(ids, mask)
+    logits = model.mlm_logits(out.hidden, positions)  # (B, P, V)
+    loss = F.cross_entropy(logits.reshape(-1, V), torch.randint(0, V, (positions.numel(),)))
+    (loss + out.aux_loss).backward()  # some parameters (Primal's Λ) are trained by the auxiliary loss alone
     for name, p in model.named_parameters():
         assert p.grad is not None, name
         assert p.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+# Primal-Attention has no cross-attention form (the reference has none): it declares so, refuses memory.
+@pytest.mark.parametrize("variant", variants(lambda cfg: cfg.cross_attention))
 def test_cross_attention_reads_the_memory_and_ignores_its_padding(variant):
     attn = attention(**variant)
     x, memory = torch.randn(B, 5, C), torch.randn(B, 11, C)  # 5 queries over 11 encoder states
@@ -211,7 +222,7 @@ def test_cross_attention_reads_the_memory_and_ignores_its_padding(variant):
     assert not torch.allclose(attn(x, mask, memory=moved).out[0], y[0])
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+@pytest.mark.parametrize("variant", variants(lambda cfg: cfg.cross_attention))
 def test_cross_attention_over_the_input_itself_is_self_attention(variant):
     attn = attention(**variant)
     x, mask = torch.randn(B, T, C), lengths_mask([16, 10, 4])
@@ -240,13 +251,20 @@ def test_cross_attention_cache_computes_the_memory_once():
     torch.testing.assert_close(attn(x, memory=torch.zeros_like(memory), cache=cache).out, first)
 
 
-@pytest.mark.parametrize("variant", [v for v in VARIANTS if v["kind"] != "softmax"], ids=str)
-def test_a_bidirectional_kind_refuses_a_decoding_cache(variant):
+@pytest.mark.parametrize("variant", variants(lambda cfg: not cfg.cross_attention))
+def test_a_kind_without_cross_attention_refuses_memory(variant):
+    with pytest.raises(ValueError, match="no cross-attention"):
+        attention(**variant)(torch.randn(B, 5, C), memory=torch.randn(B, 11, C))
+
+
+@pytest.mark.parametrize("variant", variants(lambda cfg: not cfg.causal))
+def test_a_bidirectional_variant_refuses_a_decoding_cache(variant):
+    attn = attention(**variant)
     with pytest.raises(ValueError, match="cannot decode with a cache"):
-        attention(**variant)(torch.randn(B, 3, C), cache=KVCache())
+        attn(torch.randn(B, 3, C), cache=attn.new_cache())
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+@pytest.mark.parametrize("variant", variants(lambda cfg: not cfg.reports_aux_loss))
 def test_kinds_without_an_auxiliary_loss_report_zero(variant):
     aux = attention(**variant)(torch.randn(B, T, C)).aux_loss
     assert aux.shape == () and float(aux) == 0.0

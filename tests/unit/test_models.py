@@ -18,7 +18,11 @@ B, T, C, H, L, V = 3, 16, 32, 4, 2, 97
 SIZES = dict(vocab_size=V, d_model=C, n_heads=H, n_layers=L, d_ff=64, max_seq_length=T)
 # What each registered family may need beyond the sizes every model has; a new family adds its entry.
 EXTRA: dict[str, dict[str, Any]] = {"encoder": {}, "classifier": {"num_labels": 3}, "decoder": {}}
-ATTENTIONS = [{"kind": "softmax"}, {"kind": "linformer", "k": 7, "sharing": "layerwise"}]
+ATTENTIONS = [
+    {"kind": "softmax"},
+    {"kind": "linformer", "k": 7, "sharing": "layerwise"},
+    {"kind": "primal", "rank": 5},  # non-causal in an encoder, causal in a decoder
+]
 
 
 def config(kind: str, **kw: Any) -> Any:
@@ -52,7 +56,7 @@ def test_example_inputs_run_the_model_and_give_an_output_record(kind, attention)
     assert all(torch.equal(inputs[name], again[name]) for name in inputs)  # seeded: the same inputs
     out = model(**inputs)
     assert isinstance(out, ModelOutput) and out.hidden.shape == (B, 13, C)
-    assert out.aux_loss.shape == () and float(out.aux_loss) == 0.0
+    assert out.aux_loss.shape == () and (out.aux_loss.item() > 0.0) == cfg.attention.reports_aux_loss
     assert out.primary is (out.hidden if out.logits is None else out.logits)
     full = cfg.example_inputs(B, T)
     assert "attention_mask" not in full and model(**full).hidden.shape == (B, T, C)
