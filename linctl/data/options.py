@@ -16,6 +16,13 @@ from linctl.config.strict import Strict
 from linctl.data.sources.glue import FORMATS, task_named
 
 
+def comma_separated(value: object) -> object:
+    """Return ``"a,b"`` (a list as typed on the command line) as ``["a", "b"]``; other values as they are."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 def default_workers() -> int:
     """Return the number of cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -127,12 +134,7 @@ class GlueOptions(Strict):
             raise ValueError(f"unknown input format; choose auto, {', '.join(FORMATS)}")
         return value
 
-    @field_validator("splits", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+    _splits_typed = field_validator("splits", mode="before")(comma_separated)
 
 
 PREPARE_SCHEMAS: dict[str, type[Strict]] = {
