@@ -69,6 +69,12 @@ def _glue_formats() -> Sequence[str]:
     return ["auto", *FORMATS]
 
 
+def _lm_tokenizers() -> Sequence[str]:
+    from linctl.data.options import LmTokenizer
+
+    return get_args(LmTokenizer)
+
+
 VALUE_SETS: dict[str, Callable[[], Sequence[str]]] = {
     "DEVICE": _devices,
     "BACKEND": _backends,
@@ -80,6 +86,7 @@ VALUE_SETS: dict[str, Callable[[], Sequence[str]]] = {
     "KINDS": _attention_kinds,
     "TASK": _glue_tasks,
     "FORMAT": _glue_formats,
+    "TOKENIZER": _lm_tokenizers,
 }
 
 

@@ -16,11 +16,12 @@ from linctl.cli.options import (
     build_options,
     print_summary,
 )
-from linctl.data.options import GlueOptions, MlmOptions, VocabOptions, WikicorpusOptions
+from linctl.data.options import GlueOptions, MlmOptions, VocabOptions, WikicorpusOptions, WikitextOptions
 
 # The schemas' defaults, so that --help shows what a run will use.
-_WIKI, _VOCAB, _MLM, _GLUE = (
-    schema.model_construct() for schema in (WikicorpusOptions, VocabOptions, MlmOptions, GlueOptions)
+_WIKI, _VOCAB, _MLM, _GLUE, _LM = (
+    schema.model_construct()
+    for schema in (WikicorpusOptions, VocabOptions, MlmOptions, GlueOptions, WikitextOptions)
 )
 
 prepare_app = typer.Typer(help="Turn raw corpora into training data.", no_args_is_help=True)
@@ -189,3 +190,50 @@ def glue(
 
     summary = prepare_glue(options)
     print_summary(f"prepare glue → {options.output_dir}", summary)
+
+
+@prepare_app.command("wikitext", cls=LinctlCommand)
+def wikitext(
+    ctx: typer.Context,
+    input: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of WikiText-2/103 splits: wiki.{train,valid,test}.tokens or {train,valid,test}.txt, "
+            "plain, .gz or .bz2. Required."
+        ),
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder that gets vocab.txt and one token-stream folder per split. Required."),
+    ] = None,
+    splits: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated splits to prepare, e.g. valid,test [default: all found]."),
+    ] = None,
+    tokenizer: Annotated[
+        str,
+        typer.Option(
+            metavar="TOKENIZER",
+            help="word: whitespace-separated words, <eos> ending each line; wordpiece: BERT WordPieces of "
+            "--vocab-file, [SEP] ending each line.",
+        ),
+    ] = _LM.tokenizer,
+    vocab_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A word vocab.txt made earlier by this command, or for wordpiece a BERT vocab.txt "
+            "[default: word vocabulary built from train into OUTPUT_DIR/vocab.txt].",
+        ),
+    ] = None,
+    do_lower_case: Annotated[
+        bool, typer.Option(help="Lower-case input (wordpiece only): for uncased vocabularies.")
+    ] = _LM.do_lower_case,
+    config: ConfigOpt = None,
+    set_: OverridesOpt = None,
+) -> None:
+    """WikiText to language-model token streams, as fairseq-preprocess --only-source sees them."""
+    options = build_options(ctx, WikitextOptions, config, set_)
+    from linctl.data.lm_tokens import prepare_wikitext
+
+    summary = prepare_wikitext(options)
+    print_summary(f"prepare wikitext → {options.output_dir}", summary)

@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import (
     Field,
@@ -14,6 +14,16 @@ from pydantic import (
 
 from linctl.config.strict import Strict
 from linctl.data.sources.glue import FORMATS, task_named
+from linctl.data.sources.wikitext import SPLITS
+
+LmTokenizer = Literal["word", "wordpiece"]
+
+
+def comma_separated(value: object) -> object:
+    """Return ``"a,b"`` (a list as typed on the command line) as ``["a", "b"]``; other values as they are."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 def default_workers() -> int:
@@ -127,17 +137,47 @@ class GlueOptions(Strict):
             raise ValueError(f"unknown input format; choose auto, {', '.join(FORMATS)}")
         return value
 
-    @field_validator("splits", mode="before")
+    _splits_typed = field_validator("splits", mode="before")(comma_separated)
+
+
+class WikitextOptions(Strict):
+    """`linctl prepare wikitext`: WikiText splits to language-model token streams, one folder per split."""
+
+    input: Path
+    output_dir: Path
+    splits: list[str] | None = Field(None, min_length=1)
+    tokenizer: LmTokenizer = "word"
+    vocab_file: Path | None = None
+    do_lower_case: bool = False
+
+    _splits_typed = field_validator("splits", mode="before")(comma_separated)
+
+    @field_validator("splits")
     @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+    def _known_splits(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        unknown = [split for split in value if split not in SPLITS]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a WikiText split; choose from {', '.join(SPLITS)}")
+        return [split for split in SPLITS if split in value]  # each once, in the release's order
+
+    @model_validator(mode="after")
+    def _tokenizer_needs(self) -> Self:
+        if self.tokenizer == "wordpiece" and self.vocab_file is None:
+            raise ValueError("tokenizer wordpiece needs vocab_file, a WordPiece (BERT) vocab.txt")
+        if self.tokenizer == "word" and self.do_lower_case:
+            raise ValueError(
+                "do_lower_case applies to tokenizer wordpiece; the word tokenizer keeps WikiText's words as "
+                "they are"
+            )
+        return self
 
 
 PREPARE_SCHEMAS: dict[str, type[Strict]] = {
     "prepare-glue": GlueOptions,
     "prepare-mlm": MlmOptions,
+    "prepare-wikitext": WikitextOptions,
     "prepare-wikicorpus": WikicorpusOptions,
     "prepare-vocab": VocabOptions,
 }  # a config file named prepare-<command>*.yaml holds that command's options

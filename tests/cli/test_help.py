@@ -50,7 +50,7 @@ def options(path: tuple[str, ...]) -> list:
 
 def test_every_command_is_covered():
     assert {("train",), ("validate",), ("eval",), ("bench",), ("compile",)} < set(COMMANDS)
-    assert {("prepare", name) for name in ("wikicorpus", "vocab", "mlm", "glue")} < set(COMMANDS)
+    assert {("prepare", name) for name in ("wikicorpus", "vocab", "mlm", "glue", "wikitext")} < set(COMMANDS)
 
 
 @pytest.mark.parametrize("path", sorted(COMMANDS), ids=" ".join)
@@ -72,6 +72,7 @@ def library_value_sets() -> dict[tuple[tuple[str, ...], str], list[str]]:
     from linctl.attention import ATTENTION
     from linctl.attention.linformer import Sharing
     from linctl.bench.options import PRESETS, Level, Mode
+    from linctl.data.options import LmTokenizer
     from linctl.data.sources.glue import FORMATS, TASKS
     from linctl.runtime.device import BackendName, DeviceName, Precision
 
@@ -90,6 +91,7 @@ def library_value_sets() -> dict[tuple[tuple[str, ...], str], list[str]]:
         (("bench",), "--attention"): ATTENTION.kinds(),  # the registry's kinds, whichever they are
         (("prepare", "glue"), "--task"): list(TASKS),
         (("prepare", "glue"), "--format"): ["auto", *FORMATS],
+        (("prepare", "wikitext"), "--tokenizer"): list(get_args(LmTokenizer)),
     }
 
 
