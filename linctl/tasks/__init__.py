@@ -3,9 +3,10 @@
 from linctl.registry import Registry
 from linctl.tasks.base import Task
 from linctl.tasks.classification import ClassificationTask
+from linctl.tasks.lm import LmTask
 from linctl.tasks.mlm import MlmTask
 
-TASKS: Registry[Task] = Registry("task", [MlmTask, ClassificationTask])
+TASKS: Registry[Task] = Registry("task", [MlmTask, ClassificationTask, LmTask])
 TaskSpec = TASKS.config_union()
 
 __all__ = ["TASKS", "Task", "TaskSpec"]
