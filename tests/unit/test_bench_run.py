@@ -80,3 +80,30 @@ def test_peers_outside_the_model_level_are_a_note_not_a_case(cases):
     report = run_bench(opts)
     assert "--peers compares whole models: add --level model" in report.notes
     assert all(row.peer is None for row in report.rows) and all(c.peer is None for c in cases)
+
+
+def test_several_model_configs_are_whole_model_variants_against_the_first(cases):
+    lm = "configs/lm"
+    opts = BenchOptions(
+        level="model", mode="train", config=f"{lm}/wt2-transformer.yaml,{lm}/wt2-primal.yaml",
+        seq_len=[128], batch_size=16, repeats=3, device="cpu",
+    )  # fmt: skip
+    COSTS.update({"wt2-transformer": (0.8, 100.0, 4000, 99), "wt2-primal": (0.6, 90.0, 3000, 99)})
+    try:
+        report = run_bench(opts)
+    finally:
+        del COSTS["wt2-transformer"], COSTS["wt2-primal"]
+    rows = {row.label: row for row in report.rows}
+    assert list(rows) == ["wt2-transformer", "wt2-primal"]
+    measured = [c for c in cases if c.what == "model"]
+    assert [c.model["layers"] for c in measured] == [{}, {3: measured[1].model["layers"][3]}]
+    assert measured[1].model["layers"][3]["kind"] == "primal" and measured[0].attention["kind"] == "softmax"
+    assert all(c.batch == 16 and c.mode == "train" for c in measured)
+    assert rows["wt2-transformer"].speedup == 1.0 and rows["wt2-primal"].speedup == pytest.approx(0.8 / 0.6)
+    assert rows["wt2-primal"].memory_saving == pytest.approx(4000 / 3000)
+    assert rows["wt2-primal"].s_per_1k_steps == pytest.approx(600.0)  # a timed repeat is one step
+
+
+def test_several_model_configs_need_the_model_level():
+    with pytest.raises(ValueError, match="add --level model"):
+        BenchOptions(config="configs/lm/wt2-transformer.yaml,configs/lm/wt2-primal.yaml")
