@@ -85,6 +85,23 @@ for start in pretrained random; do
     run "SST-2 dev accuracy of every checkpoint ($start)" \
         linctl eval "${sst2[@]}" --model-dir "$RUNS/glue/sst2-$start" --all-checkpoints
 done
+# Language modelling with Primal-Attention: WikiText-2 as fairseq sees it, a Transformer against the same
+# model with a Primal last layer (Primal.+Trans.), perplexity with eval-lm's protocol, the efficiency test.
+run "WikiText-2 → LM token streams (word vocabulary from train)" \
+    linctl prepare wikitext --config configs/lm/prepare-wikitext-wt2.yaml --output-dir "$RUNS/wt2/lm"
+lm=(--set "task.train_dir=$RUNS/wt2/lm/train" --set "task.eval_dir=$RUNS/wt2/lm/valid")
+for name in transformer primal; do
+    run "Train the WikiText-2 LM: $name" \
+        linctl train --config "configs/lm/wt2-$name.yaml" "${lm[@]}" --model-dir "$RUNS/wt2/lm-$name"
+    for split in valid test; do
+        run "Perplexity on WikiText-2 $split ($name, context window 64)" \
+            linctl eval --model-dir "$RUNS/wt2/lm-$name" --set "task.eval_dir=$RUNS/wt2/lm/$split" \
+            --context-window 64 --metric ppl
+    done
+done
+run "bench: the efficiency test, seconds and memory per 1,000 training steps (Transformer vs Primal.+Trans.)" \
+    linctl bench --level model --mode train --config configs/lm/wt2-transformer.yaml,configs/lm/wt2-primal.yaml \
+    --seq-len 128 --batch-size 16 --warmup 2 --repeats 5 --json "$RUNS/bench/lm-efficiency.json"
 # Time and memory against sequence length: attention blocks, then BERT-base-sized encoders (no data).
 mkdir -p "$RUNS/bench"
 run "bench: attention blocks, n 512-4096, every kind (linctl bench)" \

@@ -119,3 +119,16 @@ def tiny_args(tiny_shards) -> Callable[[Path], list[object]]:
 def tiny_run(tiny_args, tmp_path) -> list[object]:
     """``linctl train`` arguments for configs/mlm/tiny.yaml on the tiny shards, into a fresh model folder."""
     return tiny_args(tmp_path / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory, data_dir, cli) -> Path:
+    """`prepare wikitext` of 300 WikiText-2 valid lines as train and the next 100 as valid: the
+    ``train`` and ``valid`` split folders and ``vocab.txt``."""
+    root = tmp_path_factory.mktemp("lm")
+    lines = (data_dir / "wikitext-2" / "valid.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+    (root / "text").mkdir()
+    (root / "text" / "train.txt").write_text("".join(lines[:300]), encoding="utf-8")
+    (root / "text" / "valid.txt").write_text("".join(lines[300:400]), encoding="utf-8")
+    cli("prepare", "wikitext", "--input", root / "text", "--output-dir", root / "lm")
+    return root / "lm"

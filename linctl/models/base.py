@@ -103,16 +103,25 @@ class Model(nn.Module):
     heads: ClassVar[tuple[str, ...]] = ()  # parameter prefixes of heads a warm start may leave fresh
 
 
-def token_inputs(
-    vocab_size: int, batch: int, length: int, lengths: Sequence[int] | None, generator: torch.Generator | None
-) -> dict[str, Tensor]:
-    """Random ``input_ids`` (B, T) and, with ``lengths``, ``attention_mask`` (B, T), True at real tokens."""
-    inputs = {"input_ids": torch.randint(0, vocab_size, (batch, length), generator=generator)}
-    if lengths is not None:
-        if len(lengths) != batch or not all(1 <= n <= length for n in lengths):
-            raise ValueError(f"lengths {list(lengths)} must be {batch} values in [1, {length}]")
-        inputs["attention_mask"] = torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
-    return inputs
+class TokenModelConfig(ModelConfig):
+    """A model whose inputs are (B, T) ids of a vocabulary (every family so far)."""
+
+    vocab_size: PositiveInt
+
+    def example_inputs(
+        self,
+        batch: int,
+        length: int,
+        lengths: Sequence[int] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Random ``input_ids`` (B, T); with ``lengths``, ``attention_mask`` (B, T), True at real tokens."""
+        inputs = {"input_ids": torch.randint(0, self.vocab_size, (batch, length), generator=generator)}
+        if lengths is not None:
+            if len(lengths) != batch or not all(1 <= n <= length for n in lengths):
+                raise ValueError(f"lengths {list(lengths)} must be {batch} values in [1, {length}]")
+            inputs["attention_mask"] = torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
+        return inputs
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ import torch
 from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import Tensor, nn
 
-from linctl.models.base import ModelConfig, token_inputs
+from linctl.models.base import TokenModelConfig
 from linctl.models.encoder import Encoder
 from linctl.models.layers import init_bert
 
@@ -23,9 +23,8 @@ class ClassifierModel(Encoder):
 
     heads = ("pooler.", "head.")
 
-    class Config(ModelConfig):
+    class Config(TokenModelConfig):
         kind: Literal["classifier"] = "classifier"
-        vocab_size: PositiveInt
         segment_vocab_size: NonNegativeInt = 2  # sentence pairs need 2
         num_labels: PositiveInt = 2  # 1: a regression score
         classifier_dropout: float | None = Field(None, ge=0.0, lt=1.0)  # None: the model's dropout
@@ -37,7 +36,7 @@ class ClassifierModel(Encoder):
             lengths: Sequence[int] | None = None,
             generator: torch.Generator | None = None,
         ) -> dict[str, Tensor]:
-            inputs = token_inputs(self.vocab_size, batch, length, lengths, generator)
+            inputs = super().example_inputs(batch, length, lengths, generator)
             if self.segment_vocab_size:  # one sentence: every token in segment 0
                 inputs["segment_ids"] = torch.zeros(batch, length, dtype=torch.long)
             return inputs

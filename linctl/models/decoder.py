@@ -9,7 +9,6 @@ another attention than ``attention``: the paper's Primal.+Trans. is softmax ever
 """
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
@@ -19,7 +18,7 @@ from torch import Tensor, nn
 
 from linctl.attention import AttentionSpec
 from linctl.errors import InputError
-from linctl.models.base import Model, ModelConfig, ModelOutput, token_inputs
+from linctl.models.base import Model, ModelOutput, TokenModelConfig
 from linctl.models.layers import Activation, build_stage, run_stage
 
 
@@ -44,9 +43,8 @@ class DecodingCache:
 class DecoderModel(Model):
     """Token embeddings, causal blocks and tied output logits over the vocabulary."""
 
-    class Config(ModelConfig):
+    class Config(TokenModelConfig):
         kind: Literal["decoder"] = "decoder"
-        vocab_size: PositiveInt
         d_model: PositiveInt = 512
         n_heads: PositiveInt = 8
         n_layers: PositiveInt = 6
@@ -97,15 +95,6 @@ class DecoderModel(Model):
         def attentions(self) -> list[Any]:
             """Return the attention config of every layer."""
             return [self.layers.get(index, self.attention) for index in range(self.n_layers)]
-
-        def example_inputs(
-            self,
-            batch: int,
-            length: int,
-            lengths: Sequence[int] | None = None,
-            generator: torch.Generator | None = None,
-        ) -> dict[str, Tensor]:
-            return token_inputs(self.vocab_size, batch, length, lengths, generator)
 
     heads = ()  # the output layer is the token embedding: nothing starts fresh
     cfg: Config

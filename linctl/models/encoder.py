@@ -4,15 +4,14 @@ With ``segment_vocab_size: 0`` and Linformer attention it is the Cerebras Linfor
 learned positions, no segment embedding, the MLM head's output layer tied to the token embeddings).
 """
 
-from collections.abc import Sequence
 from typing import Literal
 
 import torch
-from pydantic import NonNegativeInt, PositiveInt
+from pydantic import NonNegativeInt
 from torch import Tensor, nn
 
 from linctl.errors import InputError
-from linctl.models.base import Model, ModelConfig, ModelOutput, token_inputs
+from linctl.models.base import Model, ModelConfig, ModelOutput, TokenModelConfig
 from linctl.models.layers import Embeddings, build_stage, init_bert, run_stage
 
 
@@ -65,19 +64,9 @@ class EncoderModel(Encoder):
 
     heads = ("mlm.",)
 
-    class Config(ModelConfig):
+    class Config(TokenModelConfig):
         kind: Literal["encoder"] = "encoder"
-        vocab_size: PositiveInt
         segment_vocab_size: NonNegativeInt = 2  # 0: no segment embedding (RoBERTa, Cerebras Linformer)
-
-        def example_inputs(
-            self,
-            batch: int,
-            length: int,
-            lengths: Sequence[int] | None = None,
-            generator: torch.Generator | None = None,
-        ) -> dict[str, Tensor]:
-            return token_inputs(self.vocab_size, batch, length, lengths, generator)
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg, cfg.vocab_size, cfg.segment_vocab_size)

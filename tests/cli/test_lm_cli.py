@@ -13,17 +13,11 @@ TINY = REPO / "configs" / "lm" / "tiny.yaml"
 
 
 @pytest.fixture(scope="module")
-def lm_run(tmp_path_factory, data_dir, cli) -> list[object]:
-    root = tmp_path_factory.mktemp("lm")
-    lines = (data_dir / "wikitext-2" / "valid.txt").read_text(encoding="utf-8").splitlines(keepends=True)
-    (root / "text").mkdir()
-    (root / "text" / "train.txt").write_text("".join(lines[:300]), encoding="utf-8")
-    (root / "text" / "valid.txt").write_text("".join(lines[300:400]), encoding="utf-8")
-    cli("prepare", "wikitext", "--input", root / "text", "--output-dir", root / "lm")
-    vocab = TokenStream(root / "lm" / "train").vocab_size
+def lm_run(tiny_lm) -> list[object]:
+    vocab = TokenStream(tiny_lm / "train").vocab_size
     return [
-        "--config", TINY, "--set", f"task.train_dir={root / 'lm' / 'train'}",
-        "--set", f"task.eval_dir={root / 'lm' / 'valid'}", "--set", f"model.vocab_size={vocab}",
+        "--config", TINY, "--set", f"task.train_dir={tiny_lm / 'train'}",
+        "--set", f"task.eval_dir={tiny_lm / 'valid'}", "--set", f"model.vocab_size={vocab}",
     ]  # fmt: skip
 
 

@@ -21,18 +21,6 @@ REPO = Path(__file__).resolve().parents[2]
 CPU = resolve_device("cpu")
 
 
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory, data_dir, cli) -> Path:
-    """`prepare wikitext` of 300 WikiText-2 valid lines as train and the next 100 as valid."""
-    root = tmp_path_factory.mktemp("lm")
-    lines = (data_dir / "wikitext-2" / "valid.txt").read_text(encoding="utf-8").splitlines(keepends=True)
-    (root / "text").mkdir()
-    (root / "text" / "train.txt").write_text("".join(lines[:300]), encoding="utf-8")
-    (root / "text" / "valid.txt").write_text("".join(lines[300:400]), encoding="utf-8")
-    cli("prepare", "wikitext", "--input", root / "text", "--output-dir", root / "lm")
-    return root / "lm"
-
-
 def build(tiny_lm: Path, *overrides: str):
     vocab = TokenStream(tiny_lm / "train").vocab_size
     sets = [f"task.train_dir={tiny_lm / 'train'}", f"task.eval_dir={tiny_lm / 'valid'}"]
