@@ -53,9 +53,9 @@ def train(cfg: RunConfig, preflight: Preflight | None = None) -> TrainResult:
     opts = cfg.train
     device = resolve_device(opts.device)
     torch.use_deterministic_algorithms(opts.deterministic)
+    # Nothing is written to the model folder (nor is it created) before every check has passed: a run
+    # refused leaves the folder as it found it, or absent.
     model_dir = Path(cfg.model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint.remove_partial(model_dir)
     resume = checkpoint.latest(model_dir)
     if resume is not None:
         checkpoint.check_model(resume, cfg.model.model_dump(mode="json"))
@@ -88,6 +88,8 @@ def train(cfg: RunConfig, preflight: Preflight | None = None) -> TrainResult:
         )
     config_dump = cfg.model_dump(mode="json")
     result = TrainResult(model_dir, step, step, resume, started)
+    model_dir.mkdir(parents=True, exist_ok=True)  # the checks passed: the run writes from here on
+    checkpoint.remove_partial(model_dir)
     log = MetricsLog(model_dir, step)
     window = _Window()
     model.train()

@@ -168,3 +168,48 @@ def test_eval_of_a_folder_without_checkpoints(cli, trained, tmp_path):
     shutil.copytree(trained, tmp_path / "model", ignore=shutil.ignore_patterns("checkpoint-*"))
     line = one_line_error(cli("eval", "--model-dir", tmp_path / "model", ok=False))
     assert f"{tmp_path / 'model'}: no complete checkpoint" in line
+
+
+def tree(folder: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) under ``folder``, by relative path."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in folder.rglob("*")}
+
+
+def refusal(kind: str, tiny_shards: dict[str, Path], tmp_path: Path) -> list[str]:
+    """`linctl train` options that make a run be refused before its first step, for ``kind``."""
+    shards = tmp_path / "train-copy"
+    if kind == "unfit --init-checkpoint":
+        (tmp_path / "not-a-checkpoint").mkdir()
+        return ["--init-checkpoint", str(tmp_path / "not-a-checkpoint")]
+    shutil.copytree(tiny_shards["train"], shards)
+    if kind == "corrupt shard":
+        shard = sorted(shards.glob("*.arrow"))[0]
+        shard.write_bytes(shard.read_bytes()[:100])
+    else:  # an edited manifest
+        manifest = json.loads((shards / "manifest.json").read_text())
+        first = sorted(manifest["files"])[0]
+        manifest["files"][first] = "0" * 64  # a sha256 that no longer matches its shard
+        (shards / "manifest.json").write_text(json.dumps(manifest))
+    return ["--set", f"task.train_dir={shards}"]
+
+
+KINDS = ["corrupt shard", "edited manifest", "unfit --init-checkpoint"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_refused_run_leaves_no_model_folder(cli, tiny_run, tiny_shards, tmp_path, kind):
+    one_line_error(cli("train", *tiny_run, *refusal(kind, tiny_shards, tmp_path), ok=False))
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize("kind", ["corrupt shard", "edited manifest"])
+def test_a_refused_resume_leaves_the_model_folder_as_it_was(
+    cli, trained, tiny_args, tiny_shards, tmp_path, kind
+):
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained, model_dir)
+    (model_dir / "checkpoint-00000016.tmp-4242").mkdir()  # what a killed save left: removed only by a run
+    before = tree(model_dir)
+    args = [*tiny_args(model_dir), "--set", "train.steps=16", *refusal(kind, tiny_shards, tmp_path)]
+    one_line_error(cli("train", *args, ok=False))
+    assert tree(model_dir) == before
