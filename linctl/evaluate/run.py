@@ -34,17 +34,17 @@ def write_all(path: Path, results: list[dict[str, Any]], best: int) -> None:
 def evaluate_checkpoints(cfg: RunConfig, folders: list[Path]) -> tuple[list[dict[str, Any]], int]:
     """Evaluate each checkpoint of ``folders``; return their results and the index of the best one
     (by the task's ranking metric; the earliest among equals)."""
-    for found in folders:
-        checkpoint.check_model(found, cfg.model.model_dump(mode="json"))
+    steps = []
+    for found in folders:  # every checkpoint's files before the first evaluation: fail fast
+        steps.append(checkpoint.check(found, cfg.model.model_dump(mode="json"))["step"])
     device = resolve_device(cfg.train.device)
     task = TASKS.build(cfg.task, cfg.model, cfg.train.seed)
     results = []
-    for found in folders:
+    for found, step in zip(folders, steps, strict=True):
         torch.manual_seed(cfg.train.seed)
         model = MODELS.build(cfg.model).to(device)
         checkpoint.load_weights(model, found)
         metrics = task.evaluate(model, device, cfg.train.eval_batch_size, cfg.train.precision)
-        step = checkpoint.read_state(found)["step"]
         result = {"checkpoint": str(found), "step": step, "task": cfg.task.kind, **metrics}
         protocol = task.protocol()
         results.append(result | ({"protocol": protocol} if protocol else {}))

@@ -8,16 +8,17 @@ the model again (the vocabulary). A folder under its final name is complete.
 import base64
 import io
 import json
+import pickle
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import yaml
-from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 
 from linctl.atomic import TMP_MARK, atomic_folder
@@ -32,6 +33,8 @@ MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, CONFIG_FILE = (
     "config.yaml",
 )
 SCHEMA_VERSION = 1  # of trainer_state.json
+FIX = "delete the checkpoint folder {folder} to use the one before it, or train again"
+T = TypeVar("T")
 
 
 def checkpoints(model_dir: Path) -> list[Path]:
@@ -39,7 +42,9 @@ def checkpoints(model_dir: Path) -> list[Path]:
     if not Path(model_dir).is_dir():
         return []
     found = [(int(m.group(1)), p) for p in Path(model_dir).iterdir() if (m := _NAME.fullmatch(p.name))]
-    return [path for _, path in sorted(found) if (path / STATE_FILE).is_file()]
+    # a folder under its final name was complete when renamed into place: a damaged one is listed (and
+    # refused when read) rather than skipped, so that no run falls back to an older one unasked
+    return [path for _, path in sorted(found) if path.is_dir()]
 
 
 def latest(model_dir: Path) -> Path | None:
@@ -84,17 +89,38 @@ def save(
     return final
 
 
+class _Damaged(Exception):
+    """What is wrong with a checkpoint file, as the end of a sentence naming it."""
+
+
+def read_file(checkpoint: Path, name: str, parse: Callable[[Path], T], fix: str = FIX) -> T:
+    """Return ``parse(checkpoint / name)``: the one way a checkpoint file is read.
+
+    A missing or unreadable file, or one ``parse`` finds damaged (it raises ``_Damaged``), is an
+    ``InputError`` naming the file, what is wrong with it and ``fix`` (``{folder}`` is the checkpoint).
+    """
+    path = Path(checkpoint) / name
+    try:
+        if not path.is_file():
+            raise _Damaged("is missing")
+        return parse(path)
+    except _Damaged as exc:
+        problem = str(exc)
+    except OSError as exc:
+        problem = f"cannot be read ({exc.strerror or exc})"
+    raise InputError(f"checkpoint file {path} {problem}; {fix.format(folder=Path(checkpoint))}") from None
+
+
 def read_state(checkpoint: Path) -> dict[str, Any]:
     """Return the trainer state of a checkpoint, generator states decoded back to tensors."""
-    return _decode(json.loads((Path(checkpoint) / STATE_FILE).read_text(encoding="utf-8")))
+    return read_file(checkpoint, STATE_FILE, _parse_state)
 
 
 def read_config(checkpoint: Path) -> dict[str, Any]:
     """Return the run config a checkpoint was written with."""
-    path = Path(checkpoint) / CONFIG_FILE
-    if not path.is_file():
+    if not (Path(checkpoint) / CONFIG_FILE).exists():
         raise InputError(f"{checkpoint}: not a linctl checkpoint (no {CONFIG_FILE})")
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return read_file(checkpoint, CONFIG_FILE, _parse_config)
 
 
 def check_model(found: Path, model: Mapping[str, Any]) -> None:
@@ -114,21 +140,87 @@ def check_model(found: Path, model: Mapping[str, Any]) -> None:
         )
 
 
+def check(found: Path, model: Mapping[str, Any]) -> dict[str, Any]:
+    """Refuse a checkpoint of another model than ``model`` or with a damaged config, state or weights file
+    (reading no tensor, so that a run fails before it does any work); return its trainer state."""
+    check_model(found, model)
+    state = read_state(found)
+    read_file(found, MODEL_FILE, _check_weights)
+    return state
+
+
 def load_weights(model: nn.Module, checkpoint: Path) -> None:
     """Load a checkpoint's weights into ``model``; every tensor must match by name and shape."""
-    path = Path(checkpoint) / MODEL_FILE
-    if not path.is_file():
-        raise InputError(f"{checkpoint}: no {MODEL_FILE}")
-    try:
-        load_model(model, str(path), strict=True)
-    except (RuntimeError, SafetensorError) as exc:
-        detail = " ".join(str(exc).split())
-        raise InputError(f"{path}: weights do not fit this model ({detail[:400]})") from None
+
+    def parse(path: Path) -> None:
+        try:
+            load_model(model, str(path), strict=True)
+        except SafetensorError as exc:
+            raise _Damaged(f"is truncated or not a safetensors file ({exc})") from None
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())
+            raise InputError(f"{path}: weights do not fit this model ({detail[:400]})") from None
+
+    read_file(checkpoint, MODEL_FILE, parse)
+
+
+def read_weights(checkpoint: Path, fix: str = FIX) -> dict[str, torch.Tensor]:
+    """Return a checkpoint's tensors by name."""
+    return read_file(checkpoint, MODEL_FILE, _parse_weights, fix)
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Path, device: torch.device) -> None:
     """Restore the optimizer state saved beside the weights."""
-    optimizer.load_state_dict(torch.load(Path(checkpoint) / OPTIMIZER_FILE, map_location=device))
+
+    def parse(path: Path) -> None:
+        try:
+            saved = torch.load(path, map_location=device)
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            raise _Damaged("is truncated or not a torch file") from exc
+        try:
+            optimizer.load_state_dict(saved)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _Damaged(f"does not fit this model's optimizer ({exc})") from exc
+
+    read_file(checkpoint, OPTIMIZER_FILE, parse)
+
+
+def _parse_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _Damaged(f"is not valid JSON ({exc})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int) or "rng" not in state:
+        raise _Damaged("is not a trainer state (an object with an integer step and rng)")
+    try:
+        return _decode(state)
+    except (ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise _Damaged("holds a generator state that is not a torch tensor") from exc
+
+
+def _parse_config(path: Path) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise _Damaged(f"is not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(config, dict):
+        raise _Damaged(f"is not a run config (a mapping), but {type(config).__name__}")
+    return config
+
+
+def _check_weights(path: Path) -> None:
+    try:
+        with safe_open(str(path), "pt"):  # reads the header, checks it covers the whole file
+            pass
+    except SafetensorError as exc:
+        raise _Damaged(f"is truncated or not a safetensors file ({exc})") from None
+
+
+def _parse_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except SafetensorError as exc:
+        raise _Damaged(f"is truncated or not a safetensors file ({exc})") from None
 
 
 def _encode(value: Any) -> Any:

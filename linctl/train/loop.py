@@ -58,7 +58,7 @@ def train(cfg: RunConfig, preflight: Preflight | None = None) -> TrainResult:
     model_dir = Path(cfg.model_dir)
     resume = checkpoint.latest(model_dir)
     if resume is not None:
-        checkpoint.check_model(resume, cfg.model.model_dump(mode="json"))
+        resumed = checkpoint.check(resume, cfg.model.model_dump(mode="json"))  # damaged: refused, not skipped
 
     torch.manual_seed(opts.seed)
     task = TASKS.build(cfg.task, cfg.model, opts.seed)
@@ -76,9 +76,8 @@ def train(cfg: RunConfig, preflight: Preflight | None = None) -> TrainResult:
     if resume is not None:
         checkpoint.load_weights(model, resume)
         checkpoint.load_optimizer(optimizer, resume, device)
-        state = checkpoint.read_state(resume)
-        step = state["step"]
-        set_rng_states(state["rng"], device)
+        step = resumed["step"]
+        set_rng_states(resumed["rng"], device)
 
     batches = Batches(task.train_lengths, opts.batch_size, opts.seed, opts.bucket_window)
     if batches.per_epoch == 0:

@@ -9,15 +9,13 @@ with the checkpoint: data tokenised with another one is refused.
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import Tensor
 
 from linctl.atomic import sha256_file
 from linctl.errors import InputError
 from linctl.models import Model
 from linctl.models.hf_bert import read_hf_bert
-from linctl.train.checkpoint import MODEL_FILE
+from linctl.train.checkpoint import MODEL_FILE, read_weights
 
 HF_CONFIG, VOCAB = "config.json", "vocab.txt"
 SHOWN = 8  # names listed in an error before "and N more"
@@ -70,10 +68,7 @@ def _read(source: Path) -> tuple[dict[str, Tensor], Path | None]:
         found = read_hf_bert(source)
         return {**found.state_dict, **(found.pooler or {})}, found.vocab
     if (source / MODEL_FILE).is_file():
-        try:
-            state = load_file(str(source / MODEL_FILE))
-        except SafetensorError as exc:
-            raise InputError(f"--init-checkpoint {source / MODEL_FILE}: not readable ({exc})") from None
+        state = read_weights(source, fix="give another --init-checkpoint")
         vocab = source / VOCAB
         return state, vocab if vocab.is_file() else None
     raise InputError(

@@ -213,3 +213,53 @@ def test_a_refused_resume_leaves_the_model_folder_as_it_was(
     args = [*tiny_args(model_dir), "--set", "train.steps=16", *refusal(kind, tiny_shards, tmp_path)]
     one_line_error(cli("train", *args, ok=False))
     assert tree(model_dir) == before
+
+
+def damage(found: Path, name: str) -> None:
+    """Damage the checkpoint file ``name`` of ``found`` the way named in DAMAGES."""
+    path = found / name
+    if name == "trainer_state.json (missing)":
+        (found / "trainer_state.json").unlink()
+    elif name in ("optimizer.pt", "model.safetensors"):
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a copy cut short
+    elif name == "trainer_state.json":
+        path.write_text('{"step": 12, "rng": ', encoding="utf-8")
+    else:
+        path.write_text("model: [d_model: 32\n", encoding="utf-8")
+
+
+DAMAGES = {  # file: what the error says is wrong with it
+    "trainer_state.json (missing)": "trainer_state.json is missing",
+    "trainer_state.json": "trainer_state.json is not valid JSON (",
+    "optimizer.pt": "optimizer.pt is truncated or not a torch file",
+    "model.safetensors": "model.safetensors is truncated or not a safetensors file (",
+    "config.yaml": "config.yaml is not valid YAML (",
+}
+
+
+@pytest.mark.parametrize("command", ["eval", "train"])
+@pytest.mark.parametrize("name", list(DAMAGES))
+def test_a_damaged_checkpoint_is_named_with_what_to_do(
+    cli, trained, tiny_args, tmp_path, monkeypatch, name, command
+):
+    if command == "eval" and name == "optimizer.pt":
+        pytest.skip("eval does not read the optimizer state")
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained, model_dir)
+    newest = model_dir / "checkpoint-00000012"
+    damage(newest, name)
+    before = tree(model_dir)
+    if command == "eval":
+        from linctl.evaluate import run
+
+        def no_evaluation(*args, **kwargs):
+            raise AssertionError("a damaged checkpoint must be refused before anything is evaluated")
+
+        monkeypatch.setattr(run.TASKS, "build", no_evaluation)
+        args = ["eval", "--model-dir", model_dir, "--all-checkpoints", *QUICK]
+    else:  # resuming from the damaged newest checkpoint, not silently from the one before
+        args = ["train", *tiny_args(model_dir), "--set", "train.steps=16"]
+    line = one_line_error(cli(*args, ok=False))
+    assert line.startswith(f"error: checkpoint file {newest}/") and DAMAGES[name] in line
+    assert f"delete the checkpoint folder {newest} to use the one before it, or train again" in line
+    assert tree(model_dir) == before

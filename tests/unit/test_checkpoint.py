@@ -70,12 +70,15 @@ def test_latest_is_the_newest_complete_checkpoint(tmp_path):
     for step in (99_999_999, 8, 100_000_000):  # past eight digits, names no longer sort as numbers
         save(tmp_path, step, model, optimizer)
     assert checkpoint.latest(tmp_path) == tmp_path / "checkpoint-100000000"
-    (tmp_path / "checkpoint-100000001").mkdir()  # a folder without its trainer state is not complete
-    (tmp_path / "checkpoint-100000002.tmp-4242").mkdir()
+    (tmp_path / "checkpoint-100000002.tmp-4242").mkdir()  # a save not finished is not a checkpoint
     (tmp_path / "notes-100000003").mkdir()
     assert [p.name for p in checkpoint.checkpoints(tmp_path)] == [
         "checkpoint-00000008", "checkpoint-99999999", "checkpoint-100000000"
     ]  # fmt: skip
+    # under its final name a folder was complete: one damaged since is listed, to be refused when read,
+    # not skipped for an older one
+    (tmp_path / "checkpoint-100000001").mkdir()
+    assert checkpoint.latest(tmp_path) == tmp_path / "checkpoint-100000001"
 
 
 def test_only_the_newest_keep_checkpoints_stay(tmp_path):
@@ -134,7 +137,7 @@ def test_weights_of_another_shape_or_no_weights_are_refused(tmp_path):
     with pytest.raises(InputError, match=r"model.safetensors: weights do not fit this model"):
         checkpoint.load_weights(wider, found)
     (found / "model.safetensors").unlink()
-    with pytest.raises(InputError, match=r"no model\.safetensors"):
+    with pytest.raises(InputError, match=r"model\.safetensors is missing"):
         checkpoint.load_weights(wider, found)
 
 
@@ -154,3 +157,44 @@ def test_check_model_refuses_another_model_config_naming_each_difference(tmp_pat
 def test_a_folder_that_is_not_a_checkpoint_is_named(tmp_path):
     with pytest.raises(InputError, match=re.escape(f"{tmp_path}: not a linctl checkpoint (no config.yaml)")):
         checkpoint.check_model(tmp_path, MODEL)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "wrong"),
+    [
+        ("trainer_state.json", None, "is missing"),
+        ("trainer_state.json", b"[1, 2", "is not valid JSON ("),
+        ("trainer_state.json", b'{"rng": {}}', "is not a trainer state"),
+        ("config.yaml", b"model: [\n", "is not valid YAML ("),
+        ("config.yaml", b"- 1\n", "is not a run config (a mapping), but list"),
+        ("optimizer.pt", b"PK\x03\x04", "is truncated or not a torch file"),
+        ("model.safetensors", b"\x08", "is truncated or not a safetensors file ("),
+    ],
+    ids=[
+        "state-missing",
+        "state-not-json",
+        "state-not-a-state",
+        "config-not-yaml",
+        "config-not-mapping",
+        "optimizer-truncated",
+        "weights-truncated",
+    ],
+)
+def test_every_checkpoint_file_is_read_through_one_reader_that_names_it(tmp_path, name, content, wrong):
+    found = save(tmp_path, 1)
+    if content is None:
+        (found / name).unlink()
+    else:
+        (found / name).write_bytes(content)
+    model, optimizer = tiny_model(0)
+    readers = {
+        "trainer_state.json": lambda: checkpoint.read_state(found),
+        "config.yaml": lambda: checkpoint.read_config(found),
+        "optimizer.pt": lambda: checkpoint.load_optimizer(optimizer, found, torch.device("cpu")),
+        "model.safetensors": lambda: checkpoint.load_weights(model, found),
+    }
+    with pytest.raises(InputError) as err:
+        readers[name]()
+    message = str(err.value)
+    assert message.startswith(f"checkpoint file {found / name} {wrong}") and "\n" not in message
+    assert message.endswith(f"delete the checkpoint folder {found} to use the one before it, or train again")
