@@ -22,7 +22,7 @@ from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 
 from linctl.atomic import TMP_MARK, atomic_folder
-from linctl.errors import ConfigError, InputError
+from linctl.errors import ConfigError, InputError, OutputError
 
 PREFIX = "checkpoint-"
 _NAME = re.compile(rf"{PREFIX}(\d+)")
@@ -76,14 +76,22 @@ def save(
         files: extra files copied in under the given names (e.g. ``vocab.txt``).
     """
     final = Path(model_dir) / f"{PREFIX}{step:08d}"
-    with atomic_folder(final) as tmp:  # replaces a folder of the same step a crash left before pruning
-        save_model(model, str(tmp / MODEL_FILE))
-        torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
-        written = {"schema_version": SCHEMA_VERSION, **_encode(state)}
-        (tmp / STATE_FILE).write_text(json.dumps(written, indent=1) + "\n", encoding="utf-8")
-        (tmp / CONFIG_FILE).write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
-        for name, source in files.items():
-            shutil.copyfile(source, tmp / name)
+    try:
+        with atomic_folder(final) as tmp:  # replaces a folder of the same step a crash left before pruning
+            save_model(model, str(tmp / MODEL_FILE))
+            torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+            written = {"schema_version": SCHEMA_VERSION, **_encode(state)}
+            (tmp / STATE_FILE).write_text(json.dumps(written, indent=1) + "\n", encoding="utf-8")
+            (tmp / CONFIG_FILE).write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+            for name, source in files.items():
+                shutil.copyfile(source, tmp / name)
+    except OSError as exc:  # a full disk, a lost mount: atomic_folder has removed the partial folder
+        detail = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc.strerror or exc
+        raise OutputError(
+            f"checkpoint {final} could not be written ({detail}); nothing of it was left, the newest "
+            f"checkpoint is {latest(model_dir) or 'none'}; fix that (e.g. free disk space in "
+            f"{Path(model_dir)}) and run train again to resume"
+        ) from None
     for old in checkpoints(model_dir)[:-keep]:
         shutil.rmtree(old)
     return final

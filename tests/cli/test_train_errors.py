@@ -263,3 +263,22 @@ def test_a_damaged_checkpoint_is_named_with_what_to_do(
     assert line.startswith(f"error: checkpoint file {newest}/") and DAMAGES[name] in line
     assert f"delete the checkpoint folder {newest} to use the one before it, or train again" in line
     assert tree(model_dir) == before
+
+
+def test_a_disk_that_fills_during_a_checkpoint_names_it_and_leaves_no_temporary_folder(
+    cli, tiny_run, tmp_path, monkeypatch
+):
+    import errno
+    import os
+
+    import torch
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    line = one_line_error(cli("train", *tiny_run, *QUICK, "--set", "train.checkpoint_every=4", ok=False))
+    first = tmp_path / "model" / "checkpoint-00000004"
+    assert line.startswith(f"error: checkpoint {first} could not be written (No space left on device)")
+    assert "the newest checkpoint is none" in line
+    assert not [p.name for p in (tmp_path / "model").iterdir() if p.name.startswith("checkpoint-")]

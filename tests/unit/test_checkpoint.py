@@ -1,6 +1,8 @@
 """Checkpoints: one complete folder per step or none, the newest found, old ones pruned, leftovers of a
 save that died removed, weights and optimizer state read back exactly, another model's refused."""
 
+import errno
+import os
 import re
 from pathlib import Path
 
@@ -8,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from linctl.errors import ConfigError, InputError
+from linctl.errors import ConfigError, InputError, OutputError
 from linctl.models import MODELS
 from linctl.models.file import read_model
 from linctl.train import checkpoint
@@ -92,7 +94,7 @@ def test_only_the_newest_keep_checkpoints_stay(tmp_path):
 
 def test_a_save_that_fails_leaves_the_last_complete_checkpoint_and_a_killed_one_is_removed(tmp_path):
     before = save(tmp_path, 4)
-    with pytest.raises(FileNotFoundError):  # fails after the weights, before the rename
+    with pytest.raises(OutputError, match=r"No such file or directory: .*gone\.txt"):  # after the weights
         save(tmp_path, 8, files={"vocab.txt": tmp_path / "gone.txt"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-00000004"]  # nothing half written
     assert checkpoint.latest(tmp_path) == before
@@ -157,6 +159,25 @@ def test_check_model_refuses_another_model_config_naming_each_difference(tmp_pat
 def test_a_folder_that_is_not_a_checkpoint_is_named(tmp_path):
     with pytest.raises(InputError, match=re.escape(f"{tmp_path}: not a linctl checkpoint (no config.yaml)")):
         checkpoint.check_model(tmp_path, MODEL)
+
+
+def test_a_disk_that_fills_during_a_save_leaves_no_temporary_folder_and_names_the_checkpoint(
+    tmp_path, monkeypatch
+):
+    before = save(tmp_path, 4)
+    model, optimizer = tiny_model(8)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoint.torch, "save", disk_full)
+    with pytest.raises(OutputError) as err:
+        save(tmp_path, 8, model, optimizer)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"checkpoint {tmp_path / 'checkpoint-00000008'} could not be written (")
+    assert os.strerror(errno.ENOSPC) in message and f"the newest checkpoint is {before}" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-00000004"]  # no .tmp-PID folder
 
 
 @pytest.mark.parametrize(
