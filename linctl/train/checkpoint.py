@@ -201,9 +201,13 @@ def _parse_state(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or not isinstance(state.get("step"), int) or "rng" not in state:
         raise _Damaged("is not a trainer state (an object with an integer step and rng)")
     try:
-        return _decode(state)
+        state = _decode(state)
     except (ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise _Damaged("holds a generator state that is not a torch tensor") from exc
+    rng = state["rng"]
+    if not isinstance(rng, dict) or not all(isinstance(rng.get(key), torch.Tensor) for key in ("cpu", *rng)):
+        raise _Damaged("is not a trainer state (rng holds no cpu generator state, or one not a tensor)")
+    return state
 
 
 def _parse_config(path: Path) -> dict[str, Any]:
