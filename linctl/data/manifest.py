@@ -4,17 +4,22 @@ A run first *claims* its output folder: it records its kind and options in a pen
 marker of an earlier killed run with the same options and resumes it. A folder that already holds output
 of another kind or of other options is refused, so two recipes never mix in one folder. The run ends by
 writing ``manifest.json`` (schema version, options, counts, sha256 of each file) and dropping the marker.
+
+Writers use ``claimed_output_dir``: a run that fails on its input releases its claim, so that the
+corrected run may use the folder; a killed run's claim stays for the resume.
 """
 
+import contextlib
 import json
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from linctl import __version__
 from linctl.atomic import remove_stale_tmp, sha256_file, write_text_atomic
-from linctl.errors import InputError, OutputError
+from linctl.errors import InputError, LinctlError, OutputError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -84,13 +89,11 @@ def finish_output_dir(
     return manifest
 
 
-def abandon_output_dir(
-    folder: Path, owned: Iterable[str], scratch: Iterable[str] = (), created: bool = False
-) -> None:
+def abandon_output_dir(folder: Path, owned: Iterable[str], scratch: Iterable[str] = ()) -> None:
     """Forget a run that failed on its input, so that the folder is free for a corrected run.
 
     The claim is dropped only when none of the run's ``owned`` files was finished (those are worth
-    resuming); ``scratch`` folders and temporary files go; a folder the run ``created`` goes if empty.
+    resuming); ``scratch`` folders and temporary files go.
     """
     folder = Path(folder)
     for name in scratch:
@@ -98,8 +101,53 @@ def abandon_output_dir(
     remove_stale_tmp(folder)
     if not any(path for pattern in owned for path in folder.glob(pattern)):
         (folder / PENDING).unlink(missing_ok=True)
-        if created and not any(folder.iterdir()):
-            folder.rmdir()
+
+
+@dataclass
+class OutputClaim:
+    """A run's hold on its output folder; ``done`` is the manifest when the same run already completed."""
+
+    folder: Path
+    kind: str
+    options: Mapping[str, Any]
+    done: dict[str, Any] | None
+    manifest: dict[str, Any] | None = None
+
+    def finish(self, counts: Mapping[str, Any], files: Iterable[str]) -> dict[str, Any]:
+        """Write the folder's manifest (see ``finish_output_dir``) and return it."""
+        self.manifest = finish_output_dir(self.folder, self.kind, self.options, counts, files)
+        return self.manifest
+
+
+@contextlib.contextmanager
+def claimed_output_dir(
+    folder: Path,
+    kind: str,
+    options: Mapping[str, Any],
+    owned: Iterable[str],
+    ignore: Iterable[str] = (),
+    scratch: Iterable[str] = (),
+) -> Iterator[OutputClaim]:
+    """Claim ``folder`` for a run (see ``claim_output_dir``); the one way writers claim a folder.
+
+    A run that leaves with a ``LinctlError`` before ``finish`` is abandoned (``abandon_output_dir``, which
+    removes its ``scratch`` folders; a folder it created goes if empty). Any other way out (an interrupt,
+    a bug) keeps the claim, as a killed run does, for the rerun to resume.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--output-dir {folder}: exists and is not a folder")
+    owned, created = list(owned), not folder.exists()
+    claim = OutputClaim(folder, kind, options, claim_output_dir(folder, kind, options, owned, ignore))
+    try:
+        yield claim
+    except LinctlError:
+        if claim.done is None and claim.manifest is None:
+            abandon_output_dir(folder, owned, scratch)
+            if created:
+                with contextlib.suppress(OSError):  # only an empty folder goes
+                    folder.rmdir()
+        raise
 
 
 def read_manifest(folder: Path, kind: str | None = None, verify: bool = True) -> dict[str, Any]:

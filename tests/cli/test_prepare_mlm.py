@@ -319,6 +319,25 @@ def test_missing_and_empty_inputs_are_refused(tmp_path, cli, cased_vocab):
     assert result.exit_code == 2 and "no-meta.txt: file not found" in result.stderr
 
 
+def test_failed_run_releases_its_folder_for_the_corrected_run(tmp_path, cli, data_dir, cased_vocab):
+    good = tmp_path / "good.txt"
+    text = (data_dir / "wikitext-2" / "valid.txt").read_text(encoding="utf-8").splitlines()[:300]
+    good.write_text("\n".join(text) + "\n", encoding="utf-8")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"a fine line\n\xff not UTF-8\n")
+    (tmp_path / "bad-meta.txt").write_text(f"{good}\n{bad}\n")
+    (tmp_path / "meta.txt").write_text(f"{good}\n")
+    out = tmp_path / "out"
+    failed = prepare(cli, tmp_path / "bad-meta.txt", cased_vocab, out, "--workers", 1, ok=False)
+    assert failed.exit_code == 2 and f"{bad}:2: not UTF-8 text" in failed.stderr
+    assert not out.exists()  # it made the folder, so the claim, work files and folder all went
+    out.mkdir()
+    failed = prepare(cli, tmp_path / "bad-meta.txt", cased_vocab, out, "--workers", 1, ok=False)
+    assert failed.exit_code == 2 and list(out.iterdir()) == []  # a folder it found stays, empty
+    prepare(cli, tmp_path / "meta.txt", cased_vocab, out, "--workers", 1)
+    assert ShardSet(out).manifest["options"]["metadata_files"] == [str(tmp_path / "meta.txt")]
+
+
 def test_uncased_vocab_without_lower_casing_warns(tmp_path, cli, corpus, data_dir):
     result = prepare(
         cli, corpus, data_dir / "bert-vocab" / "bert-base-uncased-vocab.txt", tmp_path, "--dupe-factor", 1
