@@ -229,7 +229,7 @@ def test_rerun_is_a_noop_and_other_options_are_refused(tmp_path, cli, corpus, ca
     assert "max_seq_length=128" in refused.stderr and "max_seq_length=64" in refused.stderr
 
 
-def test_killed_run_resumes_to_identical_output(tmp_path, corpus, cased_vocab):
+def test_second_run_is_refused_while_one_writes_and_a_killed_run_resumes(tmp_path, cli, corpus, cased_vocab):
     args = [
         sys.executable,
         "-m",
@@ -256,6 +256,11 @@ def test_killed_run_resumes_to_identical_output(tmp_path, corpus, cased_vocab):
     deadline = time.monotonic() + 60
     while not list(killed.glob(".work/*.json")) and time.monotonic() < deadline:
         time.sleep(0.01)
+    second = cli(*args[3:], "--output-dir", killed, ok=False)  # the same run, from another process
+    assert second.exit_code == 2
+    assert f"{killed}: is being written by process {proc.pid} (started " in second.stderr
+    assert second.stderr.rstrip().endswith("; wait for it or stop it")
+    assert proc.poll() is None  # the first run goes on, its files untouched
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "manifest.json").exists()
