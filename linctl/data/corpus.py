@@ -26,7 +26,7 @@ from pathlib import Path
 from spacy.language import Language
 
 from linctl.atomic import atomic_path, write_text_atomic
-from linctl.data.manifest import abandon_output_dir, claim_output_dir, finish_output_dir
+from linctl.data.manifest import claimed_output_dir
 from linctl.data.options import WikicorpusOptions
 from linctl.data.sentences import load_sentencizer, split_sentences
 from linctl.data.sources.wikicorpus import (
@@ -40,7 +40,7 @@ from linctl.data.sources.wikicorpus import (
     detect_input,
     drop_reason,
 )
-from linctl.errors import ConfigError, InputError, LinctlError
+from linctl.errors import ConfigError, InputError
 from linctl.progress import progress
 
 KIND = "wikicorpus"
@@ -70,20 +70,15 @@ def prepare_wikicorpus(options: WikicorpusOptions) -> dict[str, int | float]:
     out = Path(options.output_dir)
     if source.path.is_dir() and out.resolve().is_relative_to(source.path.resolve()):
         raise ConfigError(f"--output-dir {out}: inside --input {source.path}; pick a folder outside it")
-    created = not out.exists()
     dumped = {**options.model_dump(), "input": source.path.resolve()}
-    done = claim_output_dir(out, KIND, dumped, owned=OWNED, ignore=["workers", "output_dir"])
-    if done is not None:
-        return dict(done["counts"])
-    names = part_names(options.num_parts)
-    try:
+    with claimed_output_dir(out, KIND, dumped, OWNED, ignore=["workers", "output_dir"]) as claim:
+        if claim.done is not None:
+            return dict(claim.done["counts"])
+        names = part_names(options.num_parts)
         counts = _write_layout(source, options, out, names)
-    except LinctlError:
-        abandon_output_dir(out, OWNED, created=created)
-        raise
-    metadata = "".join(f"{(out / name).resolve()}\n" for name in names)
-    write_text_atomic(out / METADATA_FILE, metadata)
-    finish_output_dir(out, KIND, dumped, counts, [*names, EVAL_FILE, METADATA_FILE])
+        metadata = "".join(f"{(out / name).resolve()}\n" for name in names)
+        write_text_atomic(out / METADATA_FILE, metadata)
+        claim.finish(counts, [*names, EVAL_FILE, METADATA_FILE])
     return {**counts, "seconds": round(time.perf_counter() - start, 2)}
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from linctl.data.manifest import MANIFEST, PENDING, abandon_output_dir, claim_output_dir, finish_output_dir
+from linctl.data.manifest import MANIFEST, PENDING, claimed_output_dir
 from linctl.data.options import GlueOptions
 from linctl.data.ragged import Ragged
 from linctl.data.shards import shard_name, write_table
@@ -155,26 +155,21 @@ def _prepare_split(
     vocab: WordPieceVocab,
 ) -> tuple[dict[str, Any], str]:
     folder = Path(options.output_dir) / split
-    created = not folder.exists()
     recorded = split_options(task, fmt, options, split, files)
-    done = claim_output_dir(folder, KIND, recorded, owned=["*.arrow"])
-    if done is not None:
-        return done["counts"], " (already complete)"
-    try:
+    with claimed_output_dir(folder, KIND, recorded, owned=["*.arrow"]) as claim:
+        if claim.done is not None:
+            return claim.done["counts"], " (already complete)"
         table, stats = encode(task, examples, vocab, options.max_seq_length)
-    except Exception:
-        abandon_output_dir(folder, ["*.arrow"], created=created)
-        raise
-    counts: dict[str, Any] = {**stats, "labelled": "labels" in table.column_names}
-    if "labels" in table.column_names:
-        labels = table.column("labels").to_numpy()
-        if task.labels is None:
-            counts["label_stats"] = {"min": float(labels.min()), "max": float(labels.max())}
-            counts["label_stats"]["mean"] = round(float(labels.mean()), 4)
-        else:
-            histogram = np.bincount(labels, minlength=len(task.labels))
-            counts["label_counts"] = dict(zip(task.labels, map(int, histogram), strict=True))
-    write_table(folder / SHARD, table)
-    counts["shards"] = {SHARD: table.num_rows}
-    finish_output_dir(folder, KIND, recorded, counts, [SHARD])
+        counts: dict[str, Any] = {**stats, "labelled": "labels" in table.column_names}
+        if "labels" in table.column_names:
+            labels = table.column("labels").to_numpy()
+            if task.labels is None:
+                counts["label_stats"] = {"min": float(labels.min()), "max": float(labels.max())}
+                counts["label_stats"]["mean"] = round(float(labels.mean()), 4)
+            else:
+                histogram = np.bincount(labels, minlength=len(task.labels))
+                counts["label_counts"] = dict(zip(task.labels, map(int, histogram), strict=True))
+        write_table(folder / SHARD, table)
+        counts["shards"] = {SHARD: table.num_rows}
+        claim.finish(counts, [SHARD])
     return counts, ""

@@ -27,9 +27,7 @@ from linctl.data.lm_stream import KIND, SCHEMA, TOKENS, VOCAB
 from linctl.data.manifest import (
     MANIFEST,
     PENDING,
-    abandon_output_dir,
-    claim_output_dir,
-    finish_output_dir,
+    claimed_output_dir,
     jsonable,
     read_manifest,
 )
@@ -205,17 +203,12 @@ def _prepare_split(options: WikitextOptions, split: str, file: Path, vocab: Voca
     """Write ``split``'s folder unless a run with the same options finished it; return its summary row."""
     start = time.perf_counter()
     folder = Path(options.output_dir) / split
-    created = not folder.exists()
     recorded = split_options(options, split, file, vocab)
-    done = claim_output_dir(folder, KIND, recorded, owned=[TOKENS])
-    if done is not None:
-        return _row(done["counts"], time.perf_counter() - start, " (already complete)")
-    try:
+    with claimed_output_dir(folder, KIND, recorded, owned=[TOKENS]) as claim:
+        if claim.done is not None:
+            return _row(claim.done["counts"], time.perf_counter() - start, " (already complete)")
         counts = _write_tokens(folder, file, vocab)
-    except Exception:
-        abandon_output_dir(folder, [TOKENS], created=created)
-        raise
-    finish_output_dir(folder, KIND, recorded, counts, [TOKENS])
+        claim.finish(counts, [TOKENS])
     return _row(counts, time.perf_counter() - start, "")
 
 

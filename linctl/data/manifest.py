@@ -4,17 +4,29 @@ A run first *claims* its output folder: it records its kind and options in a pen
 marker of an earlier killed run with the same options and resumes it. A folder that already holds output
 of another kind or of other options is refused, so two recipes never mix in one folder. The run ends by
 writing ``manifest.json`` (schema version, options, counts, sha256 of each file) and dropping the marker.
+
+Writers use ``claimed_output_dir``, which also holds a lock on the folder for the whole run: a second run
+into a folder that a live process is writing is refused at once, and a run that fails on its input
+releases its claim, so that the corrected run may use the folder. The lock is a ``flock`` on the folder,
+which the kernel lets go of when its process dies: a killed run's claim is resumed as before. The pending
+marker records its run's pid, host and start time, which a refused second run names.
 """
 
+import contextlib
+import fcntl
 import json
+import os
 import shutil
-from collections.abc import Iterable, Mapping
+import socket
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from linctl import __version__
 from linctl.atomic import remove_stale_tmp, sha256_file, write_text_atomic
-from linctl.errors import InputError, OutputError
+from linctl.errors import InputError, LinctlError, OutputError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -52,8 +64,9 @@ def claim_output_dir(
                 return found
             # A killed run, or a finished one that lost files: resume, keeping the complete files there.
             remove_stale_tmp(folder)
+            resumed = {"kind": kind, "options": found["options"], "owner": _owner()}
+            write_text_atomic(folder / PENDING, json.dumps(resumed, indent=2))
             if marker == MANIFEST:
-                write_text_atomic(folder / PENDING, json.dumps({"kind": kind, "options": found["options"]}))
                 path.unlink()
             return None
     strays = sorted(p.name for pattern in owned for p in folder.glob(pattern))
@@ -62,7 +75,8 @@ def claim_output_dir(
             f"--output-dir {folder}: holds {strays[0]} (and {len(strays) - 1} more) not made by linctl "
             f"prepare {kind}; use an empty folder"
         )
-    write_text_atomic(folder / PENDING, json.dumps({"kind": kind, "options": jsonable(options)}, indent=2))
+    claim = {"kind": kind, "options": jsonable(options), "owner": _owner()}
+    write_text_atomic(folder / PENDING, json.dumps(claim, indent=2))
     return None
 
 
@@ -84,13 +98,11 @@ def finish_output_dir(
     return manifest
 
 
-def abandon_output_dir(
-    folder: Path, owned: Iterable[str], scratch: Iterable[str] = (), created: bool = False
-) -> None:
+def abandon_output_dir(folder: Path, owned: Iterable[str], scratch: Iterable[str] = ()) -> None:
     """Forget a run that failed on its input, so that the folder is free for a corrected run.
 
     The claim is dropped only when none of the run's ``owned`` files was finished (those are worth
-    resuming); ``scratch`` folders and temporary files go; a folder the run ``created`` goes if empty.
+    resuming); ``scratch`` folders and temporary files go.
     """
     folder = Path(folder)
     for name in scratch:
@@ -98,8 +110,119 @@ def abandon_output_dir(
     remove_stale_tmp(folder)
     if not any(path for pattern in owned for path in folder.glob(pattern)):
         (folder / PENDING).unlink(missing_ok=True)
-        if created and not any(folder.iterdir()):
-            folder.rmdir()
+
+
+@dataclass
+class OutputClaim:
+    """A run's hold on its output folder; ``done`` is the manifest when the same run already completed."""
+
+    folder: Path
+    kind: str
+    options: Mapping[str, Any]
+    done: dict[str, Any] | None
+    manifest: dict[str, Any] | None = None
+
+    def finish(self, counts: Mapping[str, Any], files: Iterable[str]) -> dict[str, Any]:
+        """Write the folder's manifest (see ``finish_output_dir``) and return it."""
+        self.manifest = finish_output_dir(self.folder, self.kind, self.options, counts, files)
+        return self.manifest
+
+
+@contextlib.contextmanager
+def claimed_output_dir(
+    folder: Path,
+    kind: str,
+    options: Mapping[str, Any],
+    owned: Iterable[str],
+    ignore: Iterable[str] = (),
+    scratch: Iterable[str] = (),
+) -> Iterator[OutputClaim]:
+    """Lock and claim ``folder`` for a run (see ``claim_output_dir``); the one way writers claim a folder.
+
+    A run that leaves with a ``LinctlError`` before ``finish`` is abandoned (``abandon_output_dir``, which
+    removes its ``scratch`` folders; a folder it created goes if empty). Any other way out (an interrupt,
+    a bug) keeps the claim, as a killed run does, for the rerun to resume. The lock goes in every case.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--output-dir {folder}: exists and is not a folder")
+    owned, created = list(owned), not folder.exists()
+    with _locked(folder):
+        claim = None
+        try:
+            claim = OutputClaim(folder, kind, options, claim_output_dir(folder, kind, options, owned, ignore))
+            yield claim
+        except LinctlError:
+            if claim is not None and claim.done is None and claim.manifest is None:
+                abandon_output_dir(folder, owned, scratch)
+            if created:
+                with contextlib.suppress(OSError):  # only an empty folder goes
+                    folder.rmdir()
+            raise
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold the lock of ``folder`` (made if missing), or refuse at once, naming the process that holds it.
+
+    The lock is a ``flock`` on the folder itself: it leaves no file behind, and the kernel lets go of it
+    when its process dies, however it dies.
+    """
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:  # a failed run removed the folder between our mkdir and open
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(
+                f"--output-dir {folder}: is being written by {_holder(folder)}; wait for it or stop it"
+            ) from None
+        except OSError:  # a file system without locks (some network ones): run unlocked, as before locks
+            break
+        # A failed run removes the folder it made as it lets go: a lock on a removed folder guards nothing.
+        with contextlib.suppress(FileNotFoundError):
+            here, held = os.stat(folder), os.fstat(fd)
+            if (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino):
+                break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor lets go of the lock
+
+
+def _owner() -> dict[str, Any]:
+    """Return who is running: recorded in the pending marker, for a second run's refusal to name."""
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": started}
+
+
+def _holder(folder: Path) -> str:
+    """Describe the process holding the lock of ``folder`` from the owner its pending marker records."""
+    for _ in range(20):  # it records itself just after it takes the lock: wait for that a moment
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            owner = json.loads((folder / PENDING).read_text(encoding="utf-8"))["owner"]
+            pid, host = int(owner["pid"]), str(owner["host"])
+            if host != socket.gethostname():
+                return f"process {pid} on {host} (started {owner['started']})"
+            if _alive(pid):  # not the stale record of a killed run
+                return f"process {pid} (started {owner['started']})"
+        time.sleep(0.05)
+    return "another process"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
 
 
 def read_manifest(folder: Path, kind: str | None = None, verify: bool = True) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from linctl.atomic import write_text_atomic
 from linctl.data.inputs import iter_documents, read_metadata, separator_line
-from linctl.data.manifest import abandon_output_dir, claim_output_dir, finish_output_dir
+from linctl.data.manifest import claimed_output_dir
 from linctl.data.mlm import Masking, Windows, frame
 from linctl.data.options import MlmOptions
 from linctl.data.ragged import Ragged
@@ -54,27 +54,24 @@ def prepare_mlm(options: MlmOptions) -> dict[str, Any]:
         vocab.id(options.document_separator_token)
     files = read_metadata(options.metadata_files, options.input_files_prefix)
     out = Path(options.output_dir)
-    created = not out.exists()
     owned = [f"{options.name}-*.arrow"]
-    done = claim_output_dir(out, KIND, options.model_dump(), owned=owned, ignore=RUN_ONLY)
-    if done is not None:
-        shutil.rmtree(out / WORK, ignore_errors=True)  # left if a run was killed right after its manifest
-        return {
-            **_summary(done["counts"]),
-            "seconds": round(time.perf_counter() - start, 2),
-            "status": "already complete",
-        }
-    work = out / WORK
-    work.mkdir(exist_ok=True)
-    stats = _build_work_files(options, files, work)
-    check_casing(vocab, options.do_lower_case, stats["unk"] / max(stats["tokens"], 1))
-    if stats["examples"] == 0:
-        abandon_output_dir(out, owned, scratch=[WORK], created=created)
-        raise InputError(f"--metadata-files {options.metadata_files[0]}: the listed files hold no text")
-    names, per_shard = _deal_into_shards(options, sorted(work.glob("*.arrow")), out)
-    counts = {**stats, "shards": dict(zip(names, per_shard, strict=True))}
-    manifest = finish_output_dir(out, KIND, options.model_dump(), counts, names)
-    shutil.rmtree(work)
+    with claimed_output_dir(out, KIND, options.model_dump(), owned, RUN_ONLY, scratch=[WORK]) as claim:
+        if claim.done is not None:
+            shutil.rmtree(out / WORK, ignore_errors=True)  # left if a run was killed right after its manifest
+            return {
+                **_summary(claim.done["counts"]),
+                "seconds": round(time.perf_counter() - start, 2),
+                "status": "already complete",
+            }
+        work = out / WORK
+        work.mkdir(exist_ok=True)
+        stats = _build_work_files(options, files, work)
+        check_casing(vocab, options.do_lower_case, stats["unk"] / max(stats["tokens"], 1))
+        if stats["examples"] == 0:
+            raise InputError(f"--metadata-files {options.metadata_files[0]}: the listed files hold no text")
+        names, per_shard = _deal_into_shards(options, sorted(work.glob("*.arrow")), out)
+        manifest = claim.finish({**stats, "shards": dict(zip(names, per_shard, strict=True))}, names)
+        shutil.rmtree(work)
     seconds = time.perf_counter() - start
     return {
         **_summary(manifest["counts"]),

@@ -229,7 +229,7 @@ def test_rerun_is_a_noop_and_other_options_are_refused(tmp_path, cli, corpus, ca
     assert "max_seq_length=128" in refused.stderr and "max_seq_length=64" in refused.stderr
 
 
-def test_killed_run_resumes_to_identical_output(tmp_path, corpus, cased_vocab):
+def test_second_run_is_refused_while_one_writes_and_a_killed_run_resumes(tmp_path, cli, corpus, cased_vocab):
     args = [
         sys.executable,
         "-m",
@@ -256,6 +256,11 @@ def test_killed_run_resumes_to_identical_output(tmp_path, corpus, cased_vocab):
     deadline = time.monotonic() + 60
     while not list(killed.glob(".work/*.json")) and time.monotonic() < deadline:
         time.sleep(0.01)
+    second = cli(*args[3:], "--output-dir", killed, ok=False)  # the same run, from another process
+    assert second.exit_code == 2
+    assert f"{killed}: is being written by process {proc.pid} (started " in second.stderr
+    assert second.stderr.rstrip().endswith("; wait for it or stop it")
+    assert proc.poll() is None  # the first run goes on, its files untouched
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "manifest.json").exists()
@@ -317,6 +322,25 @@ def test_missing_and_empty_inputs_are_refused(tmp_path, cli, cased_vocab):
     assert not list((tmp_path / "out").glob("*.arrow"))
     result = prepare_bad(cli, tmp_path / "no-meta.txt", cased_vocab, tmp_path / "out2")
     assert result.exit_code == 2 and "no-meta.txt: file not found" in result.stderr
+
+
+def test_failed_run_releases_its_folder_for_the_corrected_run(tmp_path, cli, data_dir, cased_vocab):
+    good = tmp_path / "good.txt"
+    text = (data_dir / "wikitext-2" / "valid.txt").read_text(encoding="utf-8").splitlines()[:300]
+    good.write_text("\n".join(text) + "\n", encoding="utf-8")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"a fine line\n\xff not UTF-8\n")
+    (tmp_path / "bad-meta.txt").write_text(f"{good}\n{bad}\n")
+    (tmp_path / "meta.txt").write_text(f"{good}\n")
+    out = tmp_path / "out"
+    failed = prepare(cli, tmp_path / "bad-meta.txt", cased_vocab, out, "--workers", 1, ok=False)
+    assert failed.exit_code == 2 and f"{bad}:2: not UTF-8 text" in failed.stderr
+    assert not out.exists()  # it made the folder, so the claim, work files and folder all went
+    out.mkdir()
+    failed = prepare(cli, tmp_path / "bad-meta.txt", cased_vocab, out, "--workers", 1, ok=False)
+    assert failed.exit_code == 2 and list(out.iterdir()) == []  # a folder it found stays, empty
+    prepare(cli, tmp_path / "meta.txt", cased_vocab, out, "--workers", 1)
+    assert ShardSet(out).manifest["options"]["metadata_files"] == [str(tmp_path / "meta.txt")]
 
 
 def test_uncased_vocab_without_lower_casing_warns(tmp_path, cli, corpus, data_dir):
