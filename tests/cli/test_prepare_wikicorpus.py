@@ -293,6 +293,12 @@ def empty_folder(data_dir: Path, tmp_path: Path) -> Path:
         (write("notes.txt", "Some notes.\nNot a wiki.\n"), 1, r"notes\.txt: not a MediaWiki XML dump"),
         (write("blob.bin", bytes(range(256)) * 8), 1, r"blob\.bin: binary data, not a MediaWiki XML dump"),
         (
+            write("wiki.train.tokens", b" = Homarus = \n\n The lobster of Caf\xe9 Bay .\n"),
+            1,
+            r"wiki\.train\.tokens:3: not valid UTF-8 \(byte 0xe9 at column 20\); "
+            r"re-encode the file as UTF-8$",
+        ),
+        (
             write("feed.xml", "<?xml version='1.0'?><rss><channel/></rss>"),
             1,
             r"XML root is <rss>, not <mediawiki>",
@@ -313,6 +319,7 @@ def empty_folder(data_dir: Path, tmp_path: Path) -> Path:
         "empty-folder",
         "random-text",
         "binary",
+        "latin-1-text",
         "not-mediawiki",
         "truncated-bz2",
         "unclosed-doc",

@@ -16,7 +16,7 @@ from pathlib import Path
 import mwparserfromhell
 
 from linctl.data.sources.markup import clean_line, plain_paragraphs
-from linctl.data.sources.textfile import compression, decompressed, read_head, read_lines
+from linctl.data.sources.textfile import compression, decode_head, decompressed, read_head, read_lines
 from linctl.data.sources.wikitext import heading_level, read_wikitext
 from linctl.errors import InputError
 from linctl.progress import warn
@@ -52,6 +52,8 @@ DISAMBIGUATION_TEMPLATES = frozenset(
         "sia",
     }
 )
+# Compressed data under a name without its suffix; other binary formats hold NUL bytes early on.
+BINARY_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"PK\x03\x04", b"\x28\xb5\x2f\xfd")
 _LIST_TITLE = re.compile(r"lists? of\b", re.IGNORECASE)
 _DOC_OPEN = re.compile(r"<doc\b([^>]*)>")
 _ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
@@ -220,11 +222,13 @@ def read_wikiextractor(path: Path) -> Iterator[Page]:
 def _sniff(path: Path) -> tuple[str | None, str]:
     """Return ``(kind, "")`` from the first bytes of ``path``, or ``(None, why it is no kind)``.
 
-    Raises InputError when the file cannot be read or decompressed: such a file is never skipped.
+    Raises InputError when the file cannot be read or decompressed, or is text with a line that is not
+    UTF-8: such a file is never skipped.
     """
-    head = read_head(path)
-    if head is None or "\x00" in head:
+    raw = read_head(path)
+    if b"\x00" in raw or raw.startswith(BINARY_MAGIC):
         return None, f"binary data, not {KINDS_HELP}"
+    head = decode_head(path, raw)
     text = head.lstrip("\ufeff \t\r\n")
     if not text:
         return None, "empty file, no articles found"
