@@ -60,3 +60,14 @@ def test_stdout_holds_the_result_and_stderr_the_notes(cli):
     title, *table = result.stdout.strip().splitlines()  # the table and nothing else
     assert "matmul" in title and all(line[0] in "┏┃┡│└" for line in table)
     assert "tokens/s" in table[1] and "softmax impl=sdpa" in table[3]
+
+
+def test_an_empty_config_file_is_one_line(tmp_path, cli):
+    config = tmp_path / "run.yaml"
+    config.write_text("# to be written\n")
+    result = cli("train", "--config", config, ok=False)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {config}: the config file is empty; write the config's keys in it "
+        "(configs/<family>/tiny.yaml are examples)"
+    ]
