@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from linctl import __version__
 
 
@@ -71,3 +73,14 @@ def test_an_empty_config_file_is_one_line(tmp_path, cli):
         f"error: {config}: the config file is empty; write the config's keys in it "
         "(configs/<family>/tiny.yaml are examples)"
     ]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["prepare", "vocab", "--help"]], ids=" ".join)
+def test_a_full_standard_output_is_one_line_and_no_traceback(args):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "linctl", *args], stdout=full, stderr=subprocess.PIPE, text=True
+        )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: cannot write to standard output: No space left on device"]
