@@ -84,3 +84,28 @@ def test_a_full_standard_output_is_one_line_and_no_traceback(args):
         )
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["error: cannot write to standard output: No space left on device"]
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["trian"], "error: no command 'trian'; commands: train, validate, eval, bench, compile, prepare"),
+        (
+            ["prepare", "vocb"],
+            "error: no command 'vocb' in prepare; commands: wikicorpus, vocab, mlm, glue, wikitext",
+        ),
+        (["bench", "--seq-le", "3"], "error: bench has no option --seq-le; did you mean --seq-len?"),
+        (["--bogus"], "error: linctl has no option --bogus; options: --help, --version"),
+        (
+            ["prepare", "vocab", "--zzz"],
+            "error: prepare vocab has no option --zzz; options: --do-lower-case, --help, "
+            "--input-files-prefix, --metadata-files, --min-frequency, --no-do-lower-case, --output-dir, "
+            "--vocab-size",
+        ),
+    ],
+    ids=["command", "sub-command", "option-typo", "root-option", "option"],
+)
+def test_an_unknown_command_or_option_is_one_line_naming_the_valid_ones(cli, args, line):
+    result = cli(*args, ok=False)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [line]
