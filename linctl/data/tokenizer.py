@@ -108,10 +108,8 @@ def load_vocab(path: Path, lowercase: bool) -> WordPieceVocab:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"--vocab-file {path}: file not found")
-    try:
-        tokens = tuple(line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines())
-    except UnicodeDecodeError as exc:
-        raise InputError(f"--vocab-file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = "".join(read_lines(path))
+    tokens = tuple(line.rstrip("\r\n") for line in text.splitlines())
     if not tokens:
         raise InputError(f"--vocab-file {path}: empty")
     missing = [s for s in SPECIALS if s not in tokens]
