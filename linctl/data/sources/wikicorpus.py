@@ -185,6 +185,7 @@ def read_dump(path: Path, advance: Callable[[int], None]) -> Iterator[Page]:
                 advance(raw.tell() - done)
                 done = raw.tell()
         except ET.ParseError as exc:
+            _check_utf8(path, exc.position[0])  # expat calls a byte that is not UTF-8 an "invalid token"
             raise InputError(f"{path}: truncated or malformed XML after {pages} pages ({exc})") from None
         except (EOFError, OSError) as exc:
             stream_kind = compression(path) or "file"
@@ -250,6 +251,13 @@ def _sniff(path: Path) -> tuple[str | None, str]:
     if heading_level(first_line) == 1:
         return WIKITEXT, ""
     return None, f"not {KINDS_HELP}"
+
+
+def _check_utf8(path: Path, last_line: int) -> None:
+    """Raise read_lines' InputError if a line of ``path`` up to ``last_line`` is not valid UTF-8."""
+    for lineno, _ in enumerate(read_lines(path), 1):
+        if lineno >= last_line:
+            return
 
 
 def _dump_page(page: ET.Element, path: Path) -> Page:
