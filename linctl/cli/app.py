@@ -1,5 +1,8 @@
 """Wiring of the `linctl` command: sub-commands live in their own modules."""
 
+import errno
+import os
+import sys
 from typing import Annotated
 
 import typer
@@ -8,7 +11,7 @@ from linctl import __version__
 from linctl.cli.bench import bench
 from linctl.cli.command import LinctlCommand
 from linctl.cli.compile import compile_model
-from linctl.cli.errors import LinctlGroup
+from linctl.cli.errors import EXIT_EXPECTED, WRITE_ERRORS, LinctlGroup
 from linctl.cli.evaluate import evaluate
 from linctl.cli.prepare import prepare_app
 from linctl.cli.train import train
@@ -47,4 +50,16 @@ def root(
 
 def main() -> None:
     """Entry point of the `linctl` console script."""
-    app()
+    try:
+        try:
+            app()
+        finally:
+            sys.stdout.flush()  # a full disk shows here when the output was buffered
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRORS:
+            raise
+        # Point stdout at /dev/null so that Python's own flush at exit does not fail (and print) again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if exc.errno != errno.EPIPE:  # a reader that closed the pipe (| head) wants no message
+            typer.echo(f"error: cannot write to standard output: {exc.strerror}", err=True)
+        sys.exit(EXIT_EXPECTED)

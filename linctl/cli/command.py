@@ -4,9 +4,11 @@ from typing import Any
 
 import typer
 from rich.markup import escape
+from typer._click.exceptions import NoSuchOption
 from typer.core import TyperCommand
 
 from linctl.cli.choices import spelled_out
+from linctl.cli.errors import refuse_option
 
 # Names options had before they took the one they share with the other commands. They are still
 # accepted, and not shown, so that commands written with them (scripts, notes, the Cerebras recipes) keep
@@ -40,7 +42,10 @@ class LinctlCommand(TyperCommand):
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         own = {name for param in self.params for name in (*param.opts, *param.secondary_opts)}
         renamed = {old: new for old, new in OLD_NAMES.items() if new in own and old not in own}
-        return super().parse_args(ctx, [_renamed(arg, renamed) for arg in args])
+        try:
+            return super().parse_args(ctx, [_renamed(arg, renamed) for arg in args])
+        except NoSuchOption as exc:
+            refuse_option(ctx, exc)
 
 
 def _renamed(arg: str, renamed: dict[str, str]) -> str:

@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from linctl.cli.command import LinctlCommand
+from linctl.cli.errors import LinctlGroup
 from linctl.cli.options import (
     ConfigOpt,
     InputPrefixOpt,
@@ -24,7 +25,7 @@ _WIKI, _VOCAB, _MLM, _GLUE, _LM = (
     for schema in (WikicorpusOptions, VocabOptions, MlmOptions, GlueOptions, WikitextOptions)
 )
 
-prepare_app = typer.Typer(help="Turn raw corpora into training data.", no_args_is_help=True)
+prepare_app = typer.Typer(help="Turn raw corpora into training data.", cls=LinctlGroup, no_args_is_help=True)
 
 
 @prepare_app.command("wikicorpus", cls=LinctlCommand)

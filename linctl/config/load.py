@@ -23,8 +23,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
-    if data is None:
-        return {}
+    if data is None:  # nothing, or only comments: every required key would be reported missing
+        raise ConfigError(
+            f"{path}: the config file is empty; write the config's keys in it "
+            "(configs/<family>/tiny.yaml are examples)"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(data).__name__}")
     return data

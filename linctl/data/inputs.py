@@ -18,7 +18,7 @@ def read_metadata(metadata_files: Iterable[Path], prefix: str = "") -> list[Path
     for meta in map(Path, metadata_files):
         if not meta.is_file():
             raise InputError(f"--metadata-files {meta}: file not found")
-        for lineno, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in enumerate(read_lines(meta), 1):
             if not line.strip():
                 continue
             path = Path(prefix) / line.strip() if prefix else Path(line.strip())

@@ -13,6 +13,7 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from linctl.atomic import atomic_path
 from linctl.data.inputs import read_metadata
 from linctl.data.options import VocabOptions
+from linctl.data.sources.textfile import read_lines
 from linctl.errors import InputError
 from linctl.progress import warn
 
@@ -107,10 +108,8 @@ def load_vocab(path: Path, lowercase: bool) -> WordPieceVocab:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"--vocab-file {path}: file not found")
-    try:
-        tokens = tuple(line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines())
-    except UnicodeDecodeError as exc:
-        raise InputError(f"--vocab-file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = "".join(read_lines(path))
+    tokens = tuple(line.rstrip("\r\n") for line in text.splitlines())
     if not tokens:
         raise InputError(f"--vocab-file {path}: empty")
     missing = [s for s in SPECIALS if s not in tokens]
@@ -135,8 +134,10 @@ def train_vocab(options: VocabOptions) -> dict[str, int | float]:
     trainer = BertWordPieceTokenizer(
         clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=options.do_lower_case
     )
-    trainer.train(
-        [str(f) for f in files],
+    # The trainer is fed decoded lines, not paths: read by the Rust trainer, a byte that is not UTF-8 stops
+    # it with a message that names no file.
+    trainer.train_from_iterator(
+        (line for file in files for line in read_lines(file)),
         vocab_size=options.vocab_size,
         min_frequency=options.min_frequency,
         special_tokens=list(SPECIALS),

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from linctl import __version__
 
 
@@ -60,3 +62,50 @@ def test_stdout_holds_the_result_and_stderr_the_notes(cli):
     title, *table = result.stdout.strip().splitlines()  # the table and nothing else
     assert "matmul" in title and all(line[0] in "┏┃┡│└" for line in table)
     assert "tokens/s" in table[1] and "softmax impl=sdpa" in table[3]
+
+
+def test_an_empty_config_file_is_one_line(tmp_path, cli):
+    config = tmp_path / "run.yaml"
+    config.write_text("# to be written\n")
+    result = cli("train", "--config", config, ok=False)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {config}: the config file is empty; write the config's keys in it "
+        "(configs/<family>/tiny.yaml are examples)"
+    ]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["prepare", "vocab", "--help"]], ids=" ".join)
+def test_a_full_standard_output_is_one_line_and_no_traceback(args):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "linctl", *args], stdout=full, stderr=subprocess.PIPE, text=True
+        )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: cannot write to standard output: No space left on device"]
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["trian"], "error: no command 'trian'; commands: train, validate, eval, bench, compile, prepare"),
+        (
+            ["prepare", "vocb"],
+            "error: no command 'vocb' in prepare; commands: wikicorpus, vocab, mlm, glue, wikitext",
+        ),
+        (["bench", "--seq-le", "3"], "error: bench has no option --seq-le; did you mean --seq-len?"),
+        (["--bogus"], "error: linctl has no option --bogus; options: --help, --version"),
+        (
+            ["prepare", "vocab", "--zzz"],
+            "error: prepare vocab has no option --zzz; options: --do-lower-case, --help, "
+            "--input-files-prefix, --metadata-files, --min-frequency, --no-do-lower-case, --output-dir, "
+            "--vocab-size",
+        ),
+    ],
+    ids=["command", "sub-command", "option-typo", "root-option", "option"],
+)
+def test_an_unknown_command_or_option_is_one_line_naming_the_valid_ones(cli, args, line):
+    result = cli(*args, ok=False)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [line]

@@ -223,6 +223,15 @@ def test_wrong_column_count_names_file_and_line(cli, tmp_path, vocab_file):
     assert not (tmp_path / "out" / "dev").exists() or not any((tmp_path / "out" / "dev").glob("*.arrow"))
 
 
+def test_text_that_is_not_utf8_names_file_line_and_byte(cli, tmp_path, vocab_file):
+    folder = write_tsv(tmp_path / "in", "dev.tsv", "sentence\tlabel", "a fine film \t1")
+    (folder / "dev.tsv").write_bytes((folder / "dev.tsv").read_bytes() + b"caf\xe9 noir \t0\n")
+    message = failure(cli, vocab_file, "SST-2", folder, tmp_path / "out")
+    assert message == (
+        f"error: {folder / 'dev.tsv'}:3: not valid UTF-8 (byte 0xe9 at column 4); re-encode the file as UTF-8"
+    )
+
+
 def test_label_outside_the_set(cli, tmp_path, vocab_file):
     folder = write_tsv(tmp_path / "in", "dev.tsv", "sentence\tlabel", "a fine film \t1", "so so \t2")
     message = failure(cli, vocab_file, "SST-2", folder, tmp_path / "out")

@@ -49,3 +49,28 @@ def test_missing_metadata_is_refused(tmp_path, cli):
         "prepare", "vocab", "--metadata-files", tmp_path / "m.txt", "--output-dir", tmp_path, ok=False
     )
     assert result.exit_code == 2 and "m.txt: file not found" in result.stderr
+
+
+def test_text_that_is_not_utf8_is_one_line_naming_file_line_and_byte(tmp_path, cli):
+    text = tmp_path / "part"
+    text.write_bytes(b"The tower was built.\nIt stands in Paris.\nCaf\xe9 de la tour.\n")
+    meta = tmp_path / "meta.txt"
+    meta.write_text(f"{text}\n")
+    result = cli("prepare", "vocab", "--metadata-files", meta, "--output-dir", tmp_path / "out", ok=False)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {text}:3: not valid UTF-8 (byte 0xe9 at column 4); re-encode the file as UTF-8"
+    ]
+
+
+def test_a_vocab_file_that_is_not_utf8_names_its_line(tmp_path, cli):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_bytes("\n".join(SPECIALS).encode() + b"\nthe\ncaf\xe9\n")
+    (tmp_path / "part").write_text("The tower.\n")
+    (tmp_path / "meta.txt").write_text(f"{tmp_path / 'part'}\n")
+    result = cli("prepare", "mlm", "--metadata-files", tmp_path / "meta.txt", "--vocab-file", vocab,
+                 "--output-dir", tmp_path / "out", ok=False)  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {vocab}:7: not valid UTF-8 (byte 0xe9 at column 4); re-encode the file as UTF-8"
+    ]

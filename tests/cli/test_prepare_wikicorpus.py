@@ -263,6 +263,14 @@ def only_redirects(data_dir: Path, tmp_path: Path) -> Path:
     return path
 
 
+def dump_with_a_bad_byte_past_its_head(data_dir: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "dump.xml"
+    text = "\n".join(f"Line {i} of the lobster's article." for i in range(400))  # past the 8 KiB head
+    xml = f"<mediawiki>\n{page('Homarus', text)}\n{page('Cafe', 'The CAFE Bay.')}\n</mediawiki>\n"
+    path.write_bytes(xml.encode().replace(b"CAFE", b"CAF\xc9"))
+    return path
+
+
 def write(name: str, content: str | bytes):
     def make(data_dir: Path, tmp_path: Path) -> Path:
         path = tmp_path / name
@@ -293,9 +301,20 @@ def empty_folder(data_dir: Path, tmp_path: Path) -> Path:
         (write("notes.txt", "Some notes.\nNot a wiki.\n"), 1, r"notes\.txt: not a MediaWiki XML dump"),
         (write("blob.bin", bytes(range(256)) * 8), 1, r"blob\.bin: binary data, not a MediaWiki XML dump"),
         (
+            write("wiki.train.tokens", b" = Homarus = \n\n The lobster of Caf\xe9 Bay .\n"),
+            1,
+            r"wiki\.train\.tokens:3: not valid UTF-8 \(byte 0xe9 at column 20\); "
+            r"re-encode the file as UTF-8$",
+        ),
+        (
             write("feed.xml", "<?xml version='1.0'?><rss><channel/></rss>"),
             1,
             r"XML root is <rss>, not <mediawiki>",
+        ),
+        (
+            dump_with_a_bad_byte_past_its_head,
+            1,
+            r"dump\.xml:402: not valid UTF-8 \(byte 0xc9 at column \d+\); re-encode the file as UTF-8$",
         ),
         (truncated_bz2, 1, r"truncated\.xml\.bz2: truncated or corrupt bz2 stream after \d+ pages"),
         (unclosed_doc, 1, r"wiki_00: <doc> of '.+' opened at line \d+ is not closed"),
@@ -313,7 +332,9 @@ def empty_folder(data_dir: Path, tmp_path: Path) -> Path:
         "empty-folder",
         "random-text",
         "binary",
+        "latin-1-text",
         "not-mediawiki",
+        "latin-1-dump",
         "truncated-bz2",
         "unclosed-doc",
         "corrupt-file-in-folder",

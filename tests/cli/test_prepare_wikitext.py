@@ -346,7 +346,7 @@ def test_bad_text_is_named_by_file_and_line(cli, tmp_path, small):
     test = small / "wiki.test.tokens"
     test.write_bytes(b" = Title = \n \n caf\xe9 au lait \n")
     message = failure(cli, small, out)
-    assert f"{test}:3: not UTF-8 text" in message
+    assert f"{test}:3: not valid UTF-8 (byte 0xe9 at column 5); re-encode the file as UTF-8" in message
     assert (out / "train" / "manifest.json").is_file() and not (out / "test").exists()
     test.write_text(" = Title = \n \n café au lait \n", encoding="utf-8")
     result = prepare(cli, small, out)
@@ -356,7 +356,8 @@ def test_bad_text_is_named_by_file_and_line(cli, tmp_path, small):
     train = small / "wiki.train.tokens"
     train.write_bytes(train.read_bytes() + b"\xff\n")
     message = failure(cli, small, tmp_path / "out2")
-    assert f"{train}:3761: not UTF-8 text" in message and not (tmp_path / "out2").exists()
+    assert f"{train}:3761: not valid UTF-8 (byte 0xff at column 1)" in message
+    assert not (tmp_path / "out2").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "test.txt").write_bytes(b"")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from linctl.data.sources.textfile import read_lines
 from linctl.errors import InputError
 from linctl.metrics.glue import folded
 
@@ -172,19 +173,12 @@ def label_id(task: GlueTask, example: Example) -> int | float:
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield (line number, line) of a UTF-8 file split on ``\\n`` only: GLUE text may hold a lone ``\\r``."""
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(
-                    f"{path}:{lineno}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-                ) from None
-            if lineno == 1:
-                line = line.removeprefix("\ufeff")  # GLUE's MRPC files start with a byte-order mark
-            line = line.removesuffix("\n").removesuffix("\r")
-            if line:
-                yield lineno, line
+    for lineno, line in enumerate(read_lines(path), 1):
+        if lineno == 1:
+            line = line.removeprefix("\ufeff")  # GLUE's MRPC files start with a byte-order mark
+        line = line.removesuffix("\n").removesuffix("\r")
+        if line:
+            yield lineno, line
 
 
 def _read_glue_tsv(task: GlueTask, path: Path) -> Iterator[Example]:

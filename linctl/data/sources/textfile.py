@@ -1,4 +1,8 @@
-"""Raw text inputs, plain or compressed (.gz, .bz2), read line by line with failures as InputError."""
+"""Raw text inputs, plain or compressed (.gz, .bz2), read line by line with failures as InputError.
+
+This is the one place where text inputs are decoded: strict UTF-8, and a bad byte is reported with its
+file, line and column (``decode_line``). Every prepare command reads its text through ``read_lines``.
+"""
 
 import bz2
 import codecs
@@ -27,19 +31,40 @@ def decompressed(path: Path, raw: BinaryIO) -> BinaryIO:
     return raw
 
 
-def read_head(path: Path, size: int = 8192) -> str | None:
-    """Return the first ``size`` decompressed bytes of ``path`` as text, or None if they are not UTF-8."""
+def decode_line(path: Path, lineno: int, data: bytes) -> str:
+    """Decode one line of ``path`` as strict UTF-8, or raise InputError naming the line and the bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        column = len(data[: exc.start].decode("utf-8")) + 1
+        raise InputError(
+            f"{path}:{lineno}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {column}); "
+            "re-encode the file as UTF-8"
+        ) from None
+
+
+def read_head(path: Path, size: int = 8192) -> bytes:
+    """Return the first ``size`` decompressed bytes of ``path``."""
     try:
         with open(path, "rb") as raw:
-            head = decompressed(path, raw).read(size)
+            return decompressed(path, raw).read(size)
     except (EOFError, OSError) as exc:
         what = f"truncated or corrupt {compression(path)} stream" if compression(path) else "unreadable"
         raise InputError(f"{path}: {what} ({exc})") from None
+
+
+def decode_head(path: Path, head: bytes) -> str:
+    """Decode the first bytes of ``path`` (``read_head``) as ``decode_line`` does, line by line.
+
+    The last line of the head may be cut in the middle of a character; its complete characters are kept.
+    """
+    *lines, last = head.split(b"\n")
+    text = [decode_line(path, lineno, line + b"\n") for lineno, line in enumerate(lines, 1)]
     try:
-        # An incremental decoder does not fail on a character cut in two at the end of the head.
-        return codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        text.append(codecs.getincrementaldecoder("utf-8")().decode(last, final=False))
     except UnicodeDecodeError:
-        return None
+        text.append(decode_line(path, len(lines) + 1, last))  # raises, naming the byte
+    return "".join(text)
 
 
 def read_lines(path: Path) -> Iterator[str]:
@@ -47,11 +72,9 @@ def read_lines(path: Path) -> Iterator[str]:
     lineno = 0
     try:
         with open(path, "rb") as raw, decompressed(path, raw) as stream:
-            for line in codecs.iterdecode(stream, "utf-8"):
+            for data in stream:
                 lineno += 1
-                yield line
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}:{lineno + 1}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+                yield decode_line(path, lineno, data)
     except EOFError:
         raise InputError(f"{path}: truncated {compression(path)} stream after line {lineno}") from None
     except OSError as exc:

@@ -16,7 +16,7 @@ from pathlib import Path
 import mwparserfromhell
 
 from linctl.data.sources.markup import clean_line, plain_paragraphs
-from linctl.data.sources.textfile import compression, decompressed, read_head, read_lines
+from linctl.data.sources.textfile import compression, decode_head, decompressed, read_head, read_lines
 from linctl.data.sources.wikitext import heading_level, read_wikitext
 from linctl.errors import InputError
 from linctl.progress import warn
@@ -52,6 +52,8 @@ DISAMBIGUATION_TEMPLATES = frozenset(
         "sia",
     }
 )
+# Compressed data under a name without its suffix; other binary formats hold NUL bytes early on.
+BINARY_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"PK\x03\x04", b"\x28\xb5\x2f\xfd")
 _LIST_TITLE = re.compile(r"lists? of\b", re.IGNORECASE)
 _DOC_OPEN = re.compile(r"<doc\b([^>]*)>")
 _ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
@@ -183,6 +185,7 @@ def read_dump(path: Path, advance: Callable[[int], None]) -> Iterator[Page]:
                 advance(raw.tell() - done)
                 done = raw.tell()
         except ET.ParseError as exc:
+            _check_utf8(path, exc.position[0])  # expat calls a byte that is not UTF-8 an "invalid token"
             raise InputError(f"{path}: truncated or malformed XML after {pages} pages ({exc})") from None
         except (EOFError, OSError) as exc:
             stream_kind = compression(path) or "file"
@@ -220,11 +223,13 @@ def read_wikiextractor(path: Path) -> Iterator[Page]:
 def _sniff(path: Path) -> tuple[str | None, str]:
     """Return ``(kind, "")`` from the first bytes of ``path``, or ``(None, why it is no kind)``.
 
-    Raises InputError when the file cannot be read or decompressed: such a file is never skipped.
+    Raises InputError when the file cannot be read or decompressed, or is text with a line that is not
+    UTF-8: such a file is never skipped.
     """
-    head = read_head(path)
-    if head is None or "\x00" in head:
+    raw = read_head(path)
+    if b"\x00" in raw or raw.startswith(BINARY_MAGIC):
         return None, f"binary data, not {KINDS_HELP}"
+    head = decode_head(path, raw)
     text = head.lstrip("\ufeff \t\r\n")
     if not text:
         return None, "empty file, no articles found"
@@ -246,6 +251,13 @@ def _sniff(path: Path) -> tuple[str | None, str]:
     if heading_level(first_line) == 1:
         return WIKITEXT, ""
     return None, f"not {KINDS_HELP}"
+
+
+def _check_utf8(path: Path, last_line: int) -> None:
+    """Raise read_lines' InputError if a line of ``path`` up to ``last_line`` is not valid UTF-8."""
+    for lineno, _ in enumerate(read_lines(path), 1):
+        if lineno >= last_line:
+            return
 
 
 def _dump_page(page: ET.Element, path: Path) -> Page:
