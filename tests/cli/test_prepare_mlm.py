@@ -334,7 +334,7 @@ def test_failed_run_releases_its_folder_for_the_corrected_run(tmp_path, cli, dat
     (tmp_path / "meta.txt").write_text(f"{good}\n")
     out = tmp_path / "out"
     failed = prepare(cli, tmp_path / "bad-meta.txt", cased_vocab, out, "--workers", 1, ok=False)
-    assert failed.exit_code == 2 and f"{bad}:2: not UTF-8 text" in failed.stderr
+    assert failed.exit_code == 2 and f"{bad}:2: not valid UTF-8 (byte 0xff at column 1)" in failed.stderr
     assert not out.exists()  # it made the folder, so the claim, work files and folder all went
     out.mkdir()
     failed = prepare(cli, tmp_path / "bad-meta.txt", cased_vocab, out, "--workers", 1, ok=False)
