@@ -102,12 +102,16 @@ def bench(
     ] = None,
 ) -> None:
     """Time and memory of every attention kind (or whole models) against sequence length; needs no data."""
+    from linctl.atomic import check_writable_file
     from linctl.bench.options import BenchOptions
     from linctl.bench.report import plot as plot_report
     from linctl.bench.report import table, write_csv, write_json
     from linctl.bench.run import Row, run_bench
 
     options = build_options(ctx, BenchOptions)
+    for name, path in (("--json", json), ("--csv", csv), ("--plot", plot)):
+        if path is not None:
+            check_writable_file(path, name)
 
     def progress(row: Row) -> None:
         took = "" if row.median_s is None else f" {row.median_s * 1e3:,.1f} ms"

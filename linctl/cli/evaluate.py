@@ -70,7 +70,7 @@ def evaluate(
 ) -> None:
     """Evaluate checkpoints: perplexity for language models (fairseq's eval-lm protocol) and MLM runs,
     GLUE metrics for classifiers."""
-    from linctl.atomic import write_text_atomic
+    from linctl.atomic import check_writable_file, write_text_atomic
     from linctl.evaluate.run import (
         EVAL_ALL_FILE,
         EVAL_FILE,
@@ -86,6 +86,9 @@ def evaluate(
         raise ConfigError(
             "--all-checkpoints evaluates a model folder: give it without --checkpoint or --predict"
         )
+    for name, path in (("--json", json_file), ("--tsv", tsv), ("--output", output)):
+        if path is not None:
+            check_writable_file(path, name)
     overrides = run_overrides(set_, model_dir, device)
     overrides += [f"task.context_window={context_window}"] if context_window is not None else []
     cfg = load_config(config, RunConfig, overrides) if config else None

@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from linctl.atomic import check_writable_folder
 from linctl.cli.command import LinctlCommand
 from linctl.cli.errors import LinctlGroup
 from linctl.cli.options import (
@@ -51,6 +52,7 @@ def wikicorpus(
 ) -> None:
     """Wikipedia to the MLCommons BERT layout: one sentence per line, a blank line between articles."""
     options = build_options(ctx, WikicorpusOptions)
+    check_writable_folder(options.output_dir, "--output-dir")
     from linctl.data.corpus import prepare_wikicorpus
 
     summary = prepare_wikicorpus(options)
@@ -77,6 +79,7 @@ def vocab(
 ) -> None:
     """Train a BERT-compatible WordPiece vocab.txt on the files listed in metadata files."""
     options = build_options(ctx, VocabOptions)
+    check_writable_folder(options.output_dir, "--output-dir")
     from linctl.data.tokenizer import train_vocab
 
     summary = train_vocab(options)
@@ -147,6 +150,7 @@ def mlm(
 ) -> None:
     """MLM-only examples as Arrow shards: the Cerebras create_tfrecords_mlm_only recipe."""
     options = build_options(ctx, MlmOptions, config, set_)
+    check_writable_folder(options.output_dir, "--output-dir")
     from linctl.data.mlm_shards import prepare_mlm
 
     summary = prepare_mlm(options)
@@ -187,6 +191,7 @@ def glue(
 ) -> None:
     """GLUE task to BERT classifier features: [CLS] A [SEP] (B [SEP]) shards, one folder per split."""
     options = build_options(ctx, GlueOptions, config, set_)
+    check_writable_folder(options.output_dir, "--output-dir")
     from linctl.data.glue_features import prepare_glue
 
     summary = prepare_glue(options)
@@ -234,6 +239,7 @@ def wikitext(
 ) -> None:
     """WikiText to language-model token streams, as fairseq-preprocess --only-source sees them."""
     options = build_options(ctx, WikitextOptions, config, set_)
+    check_writable_folder(options.output_dir, "--output-dir")
     from linctl.data.lm_tokens import prepare_wikitext
 
     summary = prepare_wikitext(options)

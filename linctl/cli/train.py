@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from linctl.atomic import check_writable_folder
 from linctl.cli.options import (
     DeviceOpt,
     ModelDirOpt,
@@ -41,6 +42,7 @@ def train(
     overrides = run_overrides(set_, model_dir, device) + (["train.compile=true"] if compile_ else [])
     overrides += [f"train.init_checkpoint={init_checkpoint}"] if init_checkpoint is not None else []
     cfg = load_config(config, RunConfig, overrides)
+    check_writable_folder(cfg.model_dir, "--model-dir" if model_dir is not None else f"{config}: model_dir")
     result = run_training(cfg, preflight=require_trainable)
     if result.resumed_from:
         note(f"resumed from step {result.resumed_from:,}")

@@ -23,10 +23,12 @@ def validate(
     json_file: JsonOpt = None,
 ) -> None:
     """Check a config before training: every problem at once, FLOPs, memory and the largest batch."""
-    from linctl.atomic import write_text_atomic
+    from linctl.atomic import check_writable_file, write_text_atomic
     from linctl.runtime.device import resolve_backend
     from linctl.validate.preflight import describe, validate_config
 
+    if json_file is not None:
+        check_writable_file(json_file, "--json")
     target = resolve_backend(backend)
     found = validate_config(config, set_ or [], target, data=not no_data, batch_size=batch_size)
     report = describe(found)

@@ -31,7 +31,7 @@ from torch.export import ExportedProgram
 from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
 import linctl
-from linctl.atomic import TMP_MARK, atomic_folder, remove
+from linctl.atomic import TMP_MARK, atomic_folder, check_writable_folder, remove
 from linctl.config.load import apply_overrides, read_yaml, validate
 from linctl.errors import ConfigError, InputError, LinctlError, OutputError
 from linctl.models import MODELS
@@ -104,6 +104,7 @@ def claim_output(output: Path, force: bool) -> None:
 
     Even ``force`` replaces only an earlier package or an empty folder, never another kind of folder.
     """
+    check_writable_folder(output, "--output-dir")
     if output.exists() and not force:
         raise OutputError(f"{output} exists; choose another --output-dir, or add --force to replace it")
     if output.exists() and not (output / REPORT).is_file() and (output.is_file() or any(output.iterdir())):
