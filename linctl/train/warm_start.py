@@ -42,7 +42,7 @@ class WarmStart:
 def warm_start(model: Model, source: Path, data_vocab: Path | None) -> WarmStart:
     """Load ``source``'s weights into ``model``; ``data_vocab`` is the vocabulary the data was made with."""
     source = Path(source)
-    state, vocab, theirs = _read(source)
+    state, vocab, theirs, unused = _read(source)
     if theirs is not None:
         _check_config(source, theirs, model.cfg.model_dump(mode="json"))
     own = model.state_dict()
@@ -69,7 +69,7 @@ def warm_start(model: Model, source: Path, data_vocab: Path | None) -> WarmStart
         source,
         loaded=len(used),
         fresh=[name for name in own if name not in stored],
-        ignored=[name for name in state if name not in used],
+        ignored=[name for name in state if name not in used] + unused,
         vocab=vocab,
     )
 
@@ -124,16 +124,18 @@ def _shown(values: dict[str, Any], key: str) -> str:
     return repr(values[key]) if key in values else "unset"
 
 
-def _read(source: Path) -> tuple[dict[str, Tensor], Path | None, dict[str, Any] | None]:
-    """Return the tensors of ``source``, its vocabulary and its model config (None when it has none)."""
+def _read(source: Path) -> tuple[dict[str, Tensor], Path | None, dict[str, Any] | None, list[str]]:
+    """Return the tensors of ``source``, its vocabulary, its model config (None when it has none) and the
+    names of its tensors no linctl model uses."""
     if (source / HF_CONFIG).is_file():
         found = read_hf_bert(source)
-        return {**found.state_dict, **(found.pooler or {})}, found.vocab, found.config.model_dump(mode="json")
+        state = {**found.state_dict, **(found.pooler or {})}
+        return state, found.vocab, found.config.model_dump(mode="json"), list(found.ignored)
     if (source / MODEL_FILE).is_file():
         state = read_weights(source, fix="give another --init-checkpoint")
         vocab = source / VOCAB
         config = read_config(source).get("model") if (source / CONFIG_FILE).is_file() else None
-        return state, vocab if vocab.is_file() else None, config
+        return state, vocab if vocab.is_file() else None, config, []
     raise InputError(
         f"--init-checkpoint {source}: neither a linctl checkpoint ({MODEL_FILE}) nor a Hugging Face BERT "
         f"folder ({HF_CONFIG} with model.safetensors or pytorch_model.bin)"
