@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from torch import Tensor
 
 from linctl.atomic import sha256_file
 from linctl.errors import ConfigError, InputError
-from linctl.models import Model
+from linctl.models import Model, ModelSpec
 from linctl.models.hf_bert import read_hf_bert
 from linctl.train.checkpoint import CONFIG_FILE, MODEL_FILE, read_config, read_weights
 
@@ -134,12 +135,26 @@ def _read(source: Path) -> tuple[dict[str, Tensor], Path | None, dict[str, Any] 
     if (source / MODEL_FILE).is_file():
         state = read_weights(source, fix="give another --init-checkpoint")
         vocab = source / VOCAB
-        config = read_config(source).get("model") if (source / CONFIG_FILE).is_file() else None
+        config = _model_config(source) if (source / CONFIG_FILE).is_file() else None
         return state, vocab if vocab.is_file() else None, config, []
     raise InputError(
         f"--init-checkpoint {source}: neither a linctl checkpoint ({MODEL_FILE}) nor a Hugging Face BERT "
         f"folder ({HF_CONFIG} with model.safetensors or pytorch_model.bin)"
     )
+
+
+def _model_config(source: Path) -> dict[str, Any]:
+    """Return the model config of a linctl checkpoint, with today's defaults for fields it predates."""
+    try:
+        return (
+            TypeAdapter(ModelSpec).validate_python(read_config(source).get("model")).model_dump(mode="json")
+        )
+    except ValidationError as exc:
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InputError(
+            f"--init-checkpoint {source / CONFIG_FILE}: its model section is no linctl model "
+            f"({detail[:400]}); give another --init-checkpoint"
+        ) from None
 
 
 def _listed(names: list[str]) -> str:

@@ -116,6 +116,21 @@ def test_a_linctl_checkpoint_of_another_attention_is_refused(tmp_path):
     assert "attention.sharing: 'layerwise' there, unset here" in str(err.value)
 
 
+def test_a_linctl_checkpoint_config_is_read_with_todays_defaults(tmp_path):
+    model = build("encoder", attention=LAYERWISE)
+    save_checkpoint(model, tmp_path / "mlm")
+    dumped = model.cfg.model_dump(mode="json")
+    del dumped["attention"]["bias"], dumped["norm_first"]  # written before these fields existed: defaults
+    dumped["attention"] = {"projected_dims": 8, **{k: v for k, v in dumped["attention"].items() if k != "k"}}
+    (tmp_path / "mlm" / "config.yaml").write_text(yaml.safe_dump({"model": dumped}))
+    assert warm_start(build("encoder", attention=LAYERWISE), tmp_path / "mlm", data_vocab=None).fresh == []
+    (tmp_path / "mlm" / "config.yaml").write_text(yaml.safe_dump({"model": {**dumped, "d_model": "wide"}}))
+    with pytest.raises(
+        InputError, match=r"config.yaml: its model section is no linctl model \(encoder.d_model"
+    ):
+        warm_start(build("encoder", attention=LAYERWISE), tmp_path / "mlm", data_vocab=None)
+
+
 def test_tensors_that_do_not_fit_are_listed(tmp_path):
     save_model(build("encoder"), str(tmp_path / "model.safetensors"))
     with pytest.raises(InputError) as err:
