@@ -49,7 +49,8 @@ def train(
     if result.warm_start is not None:
         started = result.warm_start
         fresh = f"; initialised afresh: {', '.join(started.fresh)}" if started.fresh else ""
-        note(f"started from {started.source}: {started.loaded} tensors{fresh}")
+        left = f"; left out: {', '.join(started.ignored)}" if started.ignored else ""
+        note(f"started from {started.source}: {started.loaded} tensors{fresh}{left}")
     rows: dict[str, object] = {"steps": result.steps, "model folder": str(result.model_dir)}
     rows["checkpoint"] = str(result.checkpoint)
     rows.update({f"train {key}": value for key, value in result.train.items()})

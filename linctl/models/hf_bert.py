@@ -65,12 +65,14 @@ class HfBert:
         pooler: the pooler's dense layer as ``pooler.weight``/``pooler.bias`` (``ClassifierModel``'s names),
             None when the checkpoint has none (BertForMaskedLM).
         vocab: the folder's ``vocab.txt``, None when absent.
+        ignored: the checkpoint's tensors no linctl model uses (``IGNORED``), by their names there.
     """
 
     config: EncoderModel.Config
     state_dict: dict[str, Tensor]
     pooler: dict[str, Tensor] | None
     vocab: Path | None
+    ignored: tuple[str, ...] = ()
 
     @property
     def has_mlm_head(self) -> bool:
@@ -96,7 +98,8 @@ def read_hf_bert(folder: Path) -> HfBert:
     path, tensors = _read_weights(folder)
     state, pooler = _convert(tensors, config, path)
     vocab = folder / VOCAB_FILE
-    return HfBert(config, state, pooler, vocab if vocab.is_file() else None)
+    ignored = tuple(name for name in tensors if IGNORED.fullmatch(name))
+    return HfBert(config, state, pooler, vocab if vocab.is_file() else None, ignored)
 
 
 def _read_config(path: Path) -> dict[str, Any]:

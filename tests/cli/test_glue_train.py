@@ -87,3 +87,27 @@ def test_more_evaluation_splits_are_scored_under_their_names(cli, glue_shards, t
     (final,) = [r for r in logged if "eval_matthews" in r]
     assert {"eval_loss", "eval_dev_in_domain_matthews", "eval_dev_out_of_domain_matthews"} <= set(final)
     assert all(-1.0 <= final[key] <= 1.0 for key in final if key.endswith("matthews"))
+
+
+def test_a_hugging_face_bert_of_another_model_is_refused_and_unused_tensors_named(cli, glue_shards, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        vocab_size=30522, hidden_size=32, num_attention_heads=4, num_hidden_layers=2, intermediate_size=64,
+        max_position_embeddings=64, layer_norm_eps=1e-5,
+    )  # fmt: skip
+    transformers.BertForPreTraining(config).save_pretrained(tmp_path / "bert")
+    args = [*run_args(glue_shards, "SST-2", tmp_path / "m"), "--init-checkpoint", tmp_path / "bert"]
+    refused = cli("train", *args, ok=False)  # tiny.yaml's model is a Linformer
+    assert refused.exit_code == 2 and not (tmp_path / "m").exists()
+    (line,) = refused.stderr.strip().splitlines()
+    assert "its model differs from the run's (attention.kind: 'softmax' there, 'linformer' here;" in line
+
+    started = cli("train", *args, "--set", "model.attention={kind: softmax}", "--set", "train.steps=3")
+    assert f"started from {tmp_path / 'bert'}: 31 tensors; initialised afresh: head.weight, head.bias; " in (
+        started.stderr
+    )
+    left = "left out: mlm.dense.weight, mlm.dense.bias, mlm.norm.weight, mlm.norm.bias, mlm.decoder.bias, "
+    assert (
+        left + "mlm.decoder.weight, cls.seq_relationship.bias, cls.seq_relationship.weight\n"
+        in started.stderr
+    )
