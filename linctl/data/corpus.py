@@ -14,12 +14,11 @@ it), so every file is written under a temporary name and all are renamed at the 
 complete files or none, and a rerun redoes the work and ends with the same bytes.
 """
 
-import multiprocessing
 import random
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from linctl.data.sources.wikicorpus import (
     detect_input,
     drop_reason,
 )
+from linctl.data.workers import worker_pool
 from linctl.errors import ConfigError, InputError
 from linctl.progress import progress
 
@@ -180,12 +180,8 @@ def _articles(pages: Iterator[Page], options: WikicorpusOptions) -> Iterator[Art
             yield from _page_sentences(nlp, batch)
         return
     load_sentencizer(options.spacy_model)  # warns once here, not once per worker
-    # spawn, not fork: a forked child would inherit the parent's threads and locks (rich's progress
-    # refresh). It costs each worker a fresh import of spaCy, seconds against a dump's hours.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(
-        options.workers, mp_context=context, initializer=_start_worker, initargs=(options.spacy_model,)
-    )
+    # Spawned workers cost each a fresh import of spaCy, seconds against a dump's hours.
+    pool = worker_pool(options.workers, initializer=_start_worker, initargs=(options.spacy_model,))
     in_flight: deque[Future[list[Article | None]]] = deque()
     try:
         for batch in _batches(pages):

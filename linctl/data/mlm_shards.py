@@ -12,10 +12,8 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from functools import cache
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from linctl.data.options import MlmOptions
 from linctl.data.ragged import Ragged
 from linctl.data.shards import ROWS_PER_BATCH, open_writer, read_table, shard_name, table_of, write_table
 from linctl.data.tokenizer import WordPieceVocab, check_casing, load_vocab
+from linctl.data.workers import worker_pool
 from linctl.errors import InputError
 from linctl.progress import progress
 
@@ -112,12 +111,7 @@ def _build_work_files(options: MlmOptions, files: list[Path], work: Path) -> Cou
             # Spawned workers share the cores: each gives its Rust tokenizer its share of threads.
             threads = max(1, options.workers // pool_size)
             pool = stack.enter_context(
-                ProcessPoolExecutor(
-                    pool_size,
-                    mp_context=get_context("spawn"),
-                    initializer=_limit_threads,
-                    initargs=(threads,),
-                )
+                worker_pool(pool_size, initializer=_limit_threads, initargs=(threads,))
             )
             futures = [pool.submit(_build_work_file, options, i, path, work) for i, path in todo]
             results = (future.result() for future in futures)

@@ -1,0 +1,63 @@
+"""The one way linctl starts a pool of worker processes, so that no worker outlives its run.
+
+Both process pools (``prepare mlm`` and ``prepare wikicorpus``) come from :func:`worker_pool`. Every
+worker it starts runs :func:`_start_worker` before the caller's own initializer, which
+
+* asks the kernel to SIGKILL the worker when its parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``), so a
+  ``kill -9`` of the run leaves no worker behind. The request comes after the spawn, so the worker then
+  checks ``os.getppid()``: if the parent died first, the worker was already handed to another process
+  and exits at once. On other systems there is no such call and this part does nothing; a worker there
+  still ends when it next reads its closed task pipe.
+* ignores SIGINT: Ctrl-C reaches the whole foreground process group, but only the parent handles it
+  (one "interrupted" line) and shuts the pool down; workers printing their own KeyboardInterrupt
+  tracebacks would bury that line. A worker still importing its modules, before this initializer runs,
+  can still be interrupted there; the window is the spawn's start-up, well under a second.
+
+The kernel ties PR_SET_PDEATHSIG to the *thread* that started the worker; pools here are driven from
+the main thread, which lives as long as the process.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def worker_pool(
+    workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple = ()
+) -> ProcessPoolExecutor:
+    """Return a pool of ``workers`` spawned processes that die with their parent and ignore Ctrl-C.
+
+    Spawn, not fork: a forked child would inherit the parent's threads and locks (rich's progress refresh).
+    """
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(os.getpid(), initializer, initargs),
+    )
+
+
+def _start_worker(parent: int, initializer: Callable[..., Any] | None, initargs: tuple) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when ``parent`` dies; exit now if it already has (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return  # refused (a seccomp sandbox, say): the worker still ends on its closed task pipe
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before the request took hold
