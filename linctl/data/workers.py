@@ -10,8 +10,11 @@ worker it starts runs :func:`_start_worker` before the caller's own initializer,
   still ends when it next reads its closed task pipe.
 * ignores SIGINT: Ctrl-C reaches the whole foreground process group, but only the parent handles it
   (one "interrupted" line) and shuts the pool down; workers printing their own KeyboardInterrupt
-  tracebacks would bury that line. A worker still importing its modules, before this initializer runs,
-  can still be interrupted there; the window is the spawn's start-up, well under a second.
+  tracebacks would bury that line. A worker's start-up (its imports, before any initializer) is covered
+  too: the pool starts workers with SIGINT *blocked* in the starting thread, a mask the child inherits
+  through fork and exec, so a Ctrl-C then stays pending in the worker until :func:`_start_worker` has
+  set SIGINT to ignored and unblocks it (the pending one is then dropped). The parent loses nothing:
+  its other threads take the signal and its main thread raises KeyboardInterrupt as ever.
 
 The kernel ties PR_SET_PDEATHSIG to the *thread* that started the worker; pools here are driven from
 the main thread, which lives as long as the process.
@@ -37,7 +40,7 @@ def worker_pool(
 
     Spawn, not fork: a forked child would inherit the parent's threads and locks (rich's progress refresh).
     """
-    return ProcessPoolExecutor(
+    return _Pool(
         workers,
         mp_context=get_context("spawn"),
         initializer=_start_worker,
@@ -45,8 +48,22 @@ def worker_pool(
     )
 
 
+class _Pool(ProcessPoolExecutor):
+    def submit(self, fn, /, *args, **kwargs):
+        # A spawned pool starts its workers in submit(); they inherit this thread's signal mask.
+        if not hasattr(signal, "pthread_sigmask"):  # Windows
+            return super().submit(fn, *args, **kwargs)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return super().submit(fn, *args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 def _start_worker(parent: int, initializer: Callable[..., Any] | None, initargs: tuple) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by _Pool.submit, for start-up
     die_with_parent(parent)
     if initializer is not None:
         initializer(*initargs)
