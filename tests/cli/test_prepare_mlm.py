@@ -359,3 +359,79 @@ def test_lost_shard_is_rebuilt_identically(tmp_path, cli, corpus, cased_vocab):
     assert "already complete" not in again.stdout
     assert shard_bytes(tmp_path) == before
     ShardSet(tmp_path)  # manifest and checksums agree again
+
+
+def start_pooled_run(
+    tmp_path: Path, corpus: Path, vocab: Path, initialized: bool = True
+) -> tuple[subprocess.Popen, list[int]]:
+    """Start `prepare mlm --workers 2` in its own process group; return it and its children once both
+    workers exist and, if ``initialized``, have run their initializer (they then ignore SIGINT, which
+    /proc shows)."""
+    args = [sys.executable, "-m", "linctl", "prepare", "mlm", "--metadata-files", str(corpus)]
+    args += ["--vocab-file", str(vocab), "--output-dir", str(tmp_path / "out"), "--workers", "2"]
+    args += ["--multiple-docs-in-single-file", "--single-sentence-per-line", "--dupe-factor", "40"]
+    env = {**os.environ, "LINCTL_PROGRESS": "0"}
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        children = child_pids(proc.pid)
+        workers = [pid for pid in children if b"spawn_main" in read_proc(pid, "cmdline")]
+        if len(workers) == 2 and (not initialized or all(ignores_sigint(pid) for pid in workers)):
+            return proc, children
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail(f"no two initialized workers (exit code {proc.wait()})")
+
+
+def child_pids(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").glob("*")
+        for child in read_proc(task, "children").split()
+    ]
+
+
+def read_proc(pid: int | Path, name: str) -> bytes:
+    try:
+        return (pid if isinstance(pid, Path) else Path(f"/proc/{pid}")).joinpath(name).read_bytes()
+    except OSError:
+        return b""
+
+
+def ignores_sigint(pid: int) -> bool:
+    for line in read_proc(pid, "status").decode().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
+def alive(pid: int) -> bool:
+    stat = read_proc(pid, "stat").decode()
+    return bool(stat) and stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="workers die with their parent on Linux only"
+)
+def test_kill_9_of_a_pooled_run_leaves_no_worker_behind(tmp_path, corpus, cased_vocab):
+    proc, children = start_pooled_run(tmp_path, corpus, cased_vocab)
+    assert len(children) == 3  # two workers and multiprocessing's resource tracker
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in children if alive(pid)]  # the tracker too: it ends when the workers do
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("initialized", [False, True], ids=["workers-starting", "workers-running"])
+def test_ctrl_c_of_a_pooled_run_prints_one_line_and_exits_130(tmp_path, corpus, cased_vocab, initialized):
+    proc, _ = start_pooled_run(tmp_path, corpus, cased_vocab, initialized)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert stderr.count("interrupted") == 1 and stderr.startswith("interrupted: ")
