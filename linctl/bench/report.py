@@ -33,7 +33,8 @@ def table(report: Report, paper: bool) -> Table:
         else f"{m['device']} · matmul rate not measured"
     )
     t = Table(title=title, title_justify="left")
-    columns = ["attention", "n", "batch", "ms", "±", "tokens/s", "GFLOP/s", "of matmul", "peak MiB"]
+    first = "model" if len(report.options.get("config") or []) > 1 else "attention"  # what the rows vary
+    columns = [first, "n", "batch", "ms", "±", "tokens/s", "GFLOP/s", "of matmul", "peak MiB"]
     train = report.options["mode"] == "train"
     columns += ["s / 1k steps"] if train else []
     columns += ["speed-up", "mem saving", "FLOP ratio"]
@@ -42,7 +43,7 @@ def table(report: Report, paper: bool) -> Table:
     if any(r.vs_peer is not None for r in report.rows):
         columns.append("vs peer")
     for name in columns:
-        t.add_column(name, justify="left" if name == "attention" else "right")
+        t.add_column(name, justify="left" if name == first else "right")
     for r in report.rows:
         if r.status != "ok":
             cells = [r.label, f"{r.n:,}", str(r.batch or ""), r.status, r.message[:60]]
