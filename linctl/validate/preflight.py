@@ -279,13 +279,8 @@ def require_trainable(cfg: RunConfig, device: torch.device) -> None:
 
 
 def _run_job(cfg: RunConfig, data: bool, batch_size: int | None) -> tuple[Job | None, list[str]]:
-    task_cfg = cfg.task
-    if (
-        "verify_shards" in type(task_cfg).model_fields
-    ):  # manifests are checked; hashing every shard is train's job
-        task_cfg = task_cfg.model_copy(update={"verify_shards": False})
     try:
-        task = TASKS.build(task_cfg, cfg.model, cfg.train.seed)
+        task = TASKS.build(_unverified(cfg.task), cfg.model, cfg.train.seed)
     except LinctlError as exc:
         return None, str(exc).splitlines()
     problems = task.problems() if data else []
