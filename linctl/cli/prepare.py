@@ -76,8 +76,12 @@ def vocab(
         int, typer.Option(help="Least count for a merged piece.")
     ] = _VOCAB.min_frequency,
     input_files_prefix: InputPrefixOpt = "",
+    workers: WorkersOpt = None,
 ) -> None:
-    """Train a BERT-compatible WordPiece vocab.txt on the files listed in metadata files."""
+    """Train a BERT-compatible WordPiece vocab.txt on the files listed in metadata files.
+
+    The same inputs and options give the same vocab.txt byte for byte, whatever --workers.
+    """
     options = build_options(ctx, VocabOptions)
     check_writable_folder(options.output_dir, "--output-dir")
     from linctl.data.tokenizer import train_vocab

@@ -52,6 +52,7 @@ class VocabOptions(Strict):
     vocab_size: int = Field(30_522, ge=106, le=1_000_000)
     do_lower_case: bool = False
     min_frequency: PositiveInt = 2
+    workers: PositiveInt = Field(default_factory=default_workers)
 
 
 class MlmOptions(Strict):

@@ -1,7 +1,5 @@
 """BERT WordPiece vocabularies: load and check a vocab.txt, tokenize with `tokenizers`, train a new one."""
 
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -14,6 +12,7 @@ from linctl.atomic import atomic_path
 from linctl.data.inputs import read_metadata
 from linctl.data.options import VocabOptions
 from linctl.data.sources.textfile import read_lines
+from linctl.data.wordpiece_training import count_words, train_wordpiece
 from linctl.errors import InputError
 from linctl.progress import warn
 
@@ -126,33 +125,24 @@ def load_vocab(path: Path, lowercase: bool) -> WordPieceVocab:
 
 
 def train_vocab(options: VocabOptions) -> dict[str, int | float]:
-    """Train a WordPiece vocabulary on the listed files and write ``output_dir/vocab.txt`` atomically."""
-    from tokenizers.implementations import BertWordPieceTokenizer
+    """Train a WordPiece vocabulary on the listed files and write ``output_dir/vocab.txt`` atomically.
 
+    The same files and options give the same vocab.txt byte for byte, whatever ``--workers``
+    (see :mod:`linctl.data.wordpiece_training`).
+    """
     start = time.perf_counter()
     files = read_metadata(options.metadata_files, options.input_files_prefix)
-    trainer = BertWordPieceTokenizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=options.do_lower_case
-    )
-    # The trainer is fed decoded lines, not paths: read by the Rust trainer, a byte that is not UTF-8 stops
-    # it with a message that names no file.
-    trainer.train_from_iterator(
-        (line for file in files for line in read_lines(file)),
-        vocab_size=options.vocab_size,
-        min_frequency=options.min_frequency,
-        special_tokens=list(SPECIALS),
-        show_progress=False,
-    )
+    counts = count_words(files, options.do_lower_case, options.workers)
+    tokens = train_wordpiece(counts, options.vocab_size, options.min_frequency, SPECIALS)
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out) as scratch:
-        written = Path(trainer.save_model(scratch)[0])
-        with atomic_path(out / "vocab.txt") as tmp:
-            shutil.copyfile(written, tmp)
+    with atomic_path(out / "vocab.txt") as tmp:
+        tmp.write_text("".join(f"{token}\n" for token in tokens), encoding="utf-8")
     vocab = load_vocab(out / "vocab.txt", options.do_lower_case)
     return {
         "input files": len(files),
         "input bytes": sum(f.stat().st_size for f in files),
+        "distinct words": len(counts),
         "vocabulary size": len(vocab),
         "seconds": round(time.perf_counter() - start, 2),
     }

@@ -74,3 +74,34 @@ def test_a_vocab_file_that_is_not_utf8_names_its_line(tmp_path, cli):
     assert result.stderr.splitlines() == [
         f"error: {vocab}:7: not valid UTF-8 (byte 0xe9 at column 4); re-encode the file as UTF-8"
     ]
+
+
+def test_vocab_is_the_same_bytes_on_every_run_and_with_any_number_of_workers(tmp_path, cli, data_dir):
+    meta = tmp_path / "meta.txt"
+    meta.write_text(f"{data_dir / 'wikitext-2' / 'valid.txt'}\n{data_dir / 'wikitext-2' / 'test.txt'}\n")
+    made = []
+    for run, workers in enumerate((1, 2, 1)):
+        out = tmp_path / f"run{run}"
+        cli("prepare", "vocab", "--metadata-files", meta, "--output-dir", out, "--vocab-size", 2000,
+            "--do-lower-case", "--workers", workers)  # fmt: skip
+        made.append((out / "vocab.txt").read_bytes())
+    assert made[0] == made[1] == made[2]
+    assert len(made[0].splitlines()) == 2000
+
+
+def test_merges_are_those_of_the_hugging_face_trainer_until_counts_tie(data_dir):
+    """Where no two candidate pairs have equal counts, both trainers pick the same merges."""
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    from linctl.data.sources.textfile import read_lines
+    from linctl.data.wordpiece_training import count_words, train_wordpiece
+
+    text = data_dir / "wikitext-2" / "valid.txt"
+    counts = count_words([text], lowercase=True, workers=1)
+    start = len(train_wordpiece(counts, 1, 2, SPECIALS))  # specials, alphabet and ##-pieces: no merge
+    ours = train_wordpiece(counts, start + 150, 2, SPECIALS)
+    peer = BertWordPieceTokenizer(lowercase=True, strip_accents=None)
+    peer.train_from_iterator(read_lines(text), vocab_size=start + 150, min_frequency=2,
+                             special_tokens=list(SPECIALS), show_progress=False)  # fmt: skip
+    assert len(ours) == start + 150
+    assert set(ours) == set(peer.get_vocab())
