@@ -93,13 +93,18 @@ def read_hf_bert(folder: Path) -> HfBert:
             position_embedding_type, a decoder, untied embeddings, sizes linctl refuses.
     """
     folder = Path(folder)
-    hf = _read_config(folder / CONFIG_FILE)
-    config = _encoder_config(hf, folder / CONFIG_FILE)
+    config = read_hf_config(folder)
     path, tensors = _read_weights(folder)
     state, pooler = _convert(tensors, config, path)
     vocab = folder / VOCAB_FILE
     ignored = tuple(name for name in tensors if IGNORED.fullmatch(name))
     return HfBert(config, state, pooler, vocab if vocab.is_file() else None, ignored)
+
+
+def read_hf_config(folder: Path) -> EncoderModel.Config:
+    """Return the encoder config of the Hugging Face BERT in ``folder`` (its ``config.json`` only)."""
+    path = Path(folder) / CONFIG_FILE
+    return _encoder_config(_read_config(path), path)
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "glue" / "tiny.yaml"
@@ -111,3 +112,34 @@ def test_a_hugging_face_bert_of_another_model_is_refused_and_unused_tensors_name
         left + "mlm.decoder.weight, cls.seq_relationship.bias, cls.seq_relationship.weight\n"
         in started.stderr
     )
+
+
+def test_a_hugging_face_bert_gives_the_sizes_a_run_config_leaves_out(cli, glue_shards, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        vocab_size=30522, hidden_size=36, num_attention_heads=3, num_hidden_layers=3, intermediate_size=53,
+        max_position_embeddings=64, layer_norm_eps=1e-6,
+    )  # fmt: skip
+    transformers.BertModel(config).save_pretrained(tmp_path / "bert")
+    run = yaml.safe_load(TINY.read_text())
+    run["model"] = {"kind": "classifier", "num_labels": 2}
+    run["train"] |= {"steps": 3, "init_checkpoint": str(tmp_path / "bert")}
+    run["task"] |= {
+        "train_dir": str(glue_shards / "SST-2" / "train"),
+        "eval_dir": str(glue_shards / "SST-2" / "dev"),
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    cli("validate", "--config", tmp_path / "run.yaml", "--no-data")
+    cli("train", "--config", tmp_path / "run.yaml", "--model-dir", tmp_path / "m")
+    (saved,) = (tmp_path / "m").glob("checkpoint-*/config.yaml")
+    model = yaml.safe_load(saved.read_text())["model"]
+    assert {key: model[key] for key in ("d_model", "n_heads", "n_layers", "d_ff", "layer_norm_eps")} == {
+        "d_model": 36, "n_heads": 3, "n_layers": 3, "d_ff": 53, "layer_norm_eps": 1e-6
+    }  # fmt: skip
+    cli("eval", "--model-dir", tmp_path / "m", "--json", tmp_path / "eval.json")  # rebuilds the same model
+    assert 0.0 <= json.loads((tmp_path / "eval.json").read_text())["accuracy"] <= 1.0
+
+    run["model"]["d_model"] = 48
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    refused = cli("train", "--config", tmp_path / "run.yaml", "--model-dir", tmp_path / "m2", ok=False)
+    assert refused.exit_code == 2 and "d_model: 36 there, 48 here" in refused.stderr
