@@ -11,7 +11,7 @@ from linctl import __version__
 from linctl.cli.bench import bench
 from linctl.cli.command import LinctlCommand
 from linctl.cli.compile import compile_model
-from linctl.cli.errors import EXIT_EXPECTED, WRITE_ERRORS, LinctlGroup
+from linctl.cli.errors import EXIT_EXPECTED, WRITE_ERRORS, LinctlGroup, stop_on_sigterm
 from linctl.cli.evaluate import evaluate
 from linctl.cli.prepare import prepare_app
 from linctl.cli.train import train
@@ -50,6 +50,7 @@ def root(
 
 def main() -> None:
     """Entry point of the `linctl` console script."""
+    stop_on_sigterm()
     try:
         try:
             app()

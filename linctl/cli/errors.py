@@ -3,6 +3,7 @@
 import difflib
 import errno
 import os
+import signal
 import sys
 import traceback
 from typing import Any, NoReturn
@@ -15,8 +16,22 @@ from linctl.errors import LinctlError
 
 EXIT_EXPECTED = 2  # bad input, config or output folder: the message says what to fix
 EXIT_BUG = 1  # anything else: a bug in linctl
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM  # the shell's codes: 130, 143
 # Errors of a write to standard output that are the destination's, not linctl's: closed pipe, full disk.
 WRITE_ERRORS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill PID`, a scheduler stopping a job): the run stops as a Ctrl-C stops it."""
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM raise :class:`Terminated` in the main thread, so that it ends a run like Ctrl-C."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminate)
 
 
 def debugging() -> bool:
@@ -49,9 +64,10 @@ class LinctlGroup(TyperGroup):
         except LinctlError as exc:
             _report(f"error: {exc}")
             raise typer.Exit(EXIT_EXPECTED) from None
-        except KeyboardInterrupt:
-            _report("interrupted: finished output files are kept; run the same command again to resume")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
+            _report(f"{stopped}: finished output files are kept; run the same command again to resume")
+            raise typer.Exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED) from None
         except Exception as exc:
             if type(exc).__module__.startswith("typer"):  # typer's (vendored click's) own exit and usage flow
                 raise

@@ -75,6 +75,7 @@ def claim_output_dir(
             f"--output-dir {folder}: holds {strays[0]} (and {len(strays) - 1} more) not made by linctl "
             f"prepare {kind}; use an empty folder"
         )
+    remove_stale_tmp(folder)  # a run killed as it wrote its claim left the claim's temporary file
     claim = {"kind": kind, "options": jsonable(options), "owner": _owner()}
     write_text_atomic(folder / PENDING, json.dumps(claim, indent=2))
     return None

@@ -10,6 +10,7 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 from linctl.atomic import atomic_path
 from linctl.data.inputs import read_metadata
+from linctl.data.manifest import claimed_output_dir
 from linctl.data.options import VocabOptions
 from linctl.data.sources.textfile import read_lines
 from linctl.data.wordpiece_training import count_words, train_wordpiece
@@ -17,6 +18,7 @@ from linctl.errors import InputError
 from linctl.progress import warn
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+VOCAB = "vocab.txt"  # what `prepare vocab` writes in its output folder
 
 
 @dataclass(frozen=True)
@@ -124,25 +126,30 @@ def load_vocab(path: Path, lowercase: bool) -> WordPieceVocab:
     return WordPieceVocab(path=path, tokens=tokens, lowercase=lowercase)
 
 
-def train_vocab(options: VocabOptions) -> dict[str, int | float]:
+def train_vocab(options: VocabOptions) -> dict[str, int | float | str]:
     """Train a WordPiece vocabulary on the listed files and write ``output_dir/vocab.txt`` atomically.
 
     The same files and options give the same vocab.txt byte for byte, whatever ``--workers``
-    (see :mod:`linctl.data.wordpiece_training`).
+    (see :mod:`linctl.data.wordpiece_training`). The folder is claimed as every prepare output is
+    (:func:`linctl.data.manifest.claimed_output_dir`): one writer at a time, a rerun of a finished command
+    does nothing, and a killed run's temporary file goes at the rerun.
     """
     start = time.perf_counter()
     files = read_metadata(options.metadata_files, options.input_files_prefix)
-    counts = count_words(files, options.do_lower_case, options.workers)
-    tokens = train_wordpiece(counts, options.vocab_size, options.min_frequency, SPECIALS)
-    out = Path(options.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "vocab.txt") as tmp:
-        tmp.write_text("".join(f"{token}\n" for token in tokens), encoding="utf-8")
-    vocab = load_vocab(out / "vocab.txt", options.do_lower_case)
-    return {
-        "input files": len(files),
-        "input bytes": sum(f.stat().st_size for f in files),
-        "distinct words": len(counts),
-        "vocabulary size": len(vocab),
-        "seconds": round(time.perf_counter() - start, 2),
-    }
+    recorded, folder = options.model_dump(mode="json"), options.output_dir
+    with claimed_output_dir(folder, "vocab", recorded, owned=[VOCAB], ignore=["workers"]) as claim:
+        if claim.done is not None:
+            return {**claim.done["counts"], "status": "already complete"}
+        counts = count_words(files, options.do_lower_case, options.workers)
+        tokens = train_wordpiece(counts, options.vocab_size, options.min_frequency, SPECIALS)
+        with atomic_path(claim.folder / VOCAB) as tmp:
+            tmp.write_text("".join(f"{token}\n" for token in tokens), encoding="utf-8")
+        vocab = load_vocab(claim.folder / VOCAB, options.do_lower_case)
+        summary = {
+            "input files": len(files),
+            "input bytes": sum(f.stat().st_size for f in files),
+            "distinct words": len(counts),
+            "vocabulary size": len(vocab),
+        }
+        claim.finish(summary, [VOCAB])
+    return {**summary, "seconds": round(time.perf_counter() - start, 2)}

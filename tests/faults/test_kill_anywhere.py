@@ -1,0 +1,320 @@
+"""Kill every writer anywhere and run it again at once: the output is, byte for byte, that of a run never
+interrupted, and nothing of the killed run (temporary file, claim, worker process) remains.
+
+Each writer runs once uninterrupted (the reference), then again into fresh folders, each stopped once:
+
+* ``SIGKILL`` at ``POINTS`` moments spread evenly over the stretch in which the reference wrote: from the
+  moment its output folder appeared to its exit (before that a run has written nothing to lose);
+* ``SIGKILL`` as the main process enters each of its renames (``strace`` injects the signal there: the
+  file is complete under its temporary name and not yet in place);
+* ``SIGINT`` to the process group (a terminal's Ctrl-C) and ``SIGTERM`` to the process (``kill PID``) at
+  ``POINTS_GRACEFUL`` moments: exit 130 or 143 and the one line saying so, no traceback.
+
+After each stop the same command runs again, to the end, and every output file is compared with the
+reference's. Training output is compared without its wall-clock figures (``tokens_per_s``). A compile
+package is compared by its files and report, without timings: the AOTInductor shared library inside
+``model.pt2`` is not byte-reproducible even between two uninterrupted compiles.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+POINTS = 20  # SIGKILL moments per writer
+POINTS_GRACEFUL = 4  # SIGINT and SIGTERM moments per writer
+RENAMES = "rename,renameat,renameat2"
+ENV = {**os.environ, "LINCTL_PROGRESS": "0", "PYTHONPATH": str(REPO)}
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="reads /proc; workers die with their parent"
+    ),
+]
+
+
+def every_byte(out: Path) -> dict[str, object]:
+    """Every file under ``out``, the folder's own path in them (manifests, configs) written as ``OUT``."""
+    return {
+        str(p.relative_to(out)): p.read_bytes().replace(str(out).encode(), b"OUT")
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
+
+
+@dataclass
+class Writer:
+    """A linctl command that writes ``out``; ``compared`` turns an output folder into what must match."""
+
+    name: str
+    args: Callable[[Path], list[object]]
+    compared: Callable[[Path], dict[str, object]] = every_byte
+    points: int = POINTS
+
+
+def without_timings(out: Path) -> dict[str, object]:
+    """Training output: every byte but the wall-clock figures of metrics.jsonl."""
+    files = every_byte(out)
+    for name, content in files.items():
+        if name.endswith("metrics.jsonl"):
+            records = [json.loads(line) for line in content.decode().splitlines()]
+            files[name] = [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in records]
+    return files
+
+
+def compile_package(out: Path) -> dict[str, object]:
+    """A compile package: its files, config and report, timings aside (see the module's docstring)."""
+    package = out / "compiled"
+    report = json.loads((package / "compile-report.json").read_text())
+    untimed = {k: v for k, v in report.items() if "seconds" not in k and "time" not in k}
+    return {
+        "files": sorted(p.name for p in package.iterdir()),
+        "config": (package / "config.yaml").read_text(),
+        "report": untimed,
+    }
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, data_dir, tiny_shards) -> dict[str, Path]:
+    """Small real inputs: WikiText-2 valid (a WikiText-style file, two part files), an SST-2 excerpt."""
+    root = tmp_path_factory.mktemp("inputs")
+    lines = (data_dir / "wikitext-2" / "valid.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+    (root / "wikitext.txt").write_text("".join(lines[:900]), encoding="utf-8")
+    for i, part in enumerate((lines[:500], lines[500:1000])):
+        (root / f"part-{i}").write_text("".join(line.strip() + "\n" for line in part), encoding="utf-8")
+    (root / "meta.txt").write_text(f"{root / 'part-0'}\n{root / 'part-1'}\n", encoding="utf-8")
+    sst2 = root / "SST-2"
+    sst2.mkdir()
+    train = (data_dir / "glue" / "SST-2" / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (sst2 / "train.tsv").write_text("".join(train[:1201]), encoding="utf-8")
+    shutil.copy(data_dir / "glue" / "SST-2" / "dev.tsv", sst2)
+    return {"root": root, "vocab": data_dir / "bert-vocab" / "bert-base-uncased-vocab.txt", **tiny_shards}
+
+
+def writers(inputs: dict[str, Path]) -> dict[str, Writer]:
+    root, vocab, tiny = inputs["root"], inputs["vocab"], REPO / "configs" / "mlm" / "tiny.yaml"
+    # fmt: off
+    mlm = ["prepare", "mlm", "--metadata-files", root / "meta.txt", "--vocab-file", vocab, "--do-lower-case",
+           "--max-seq-length", 64, "--single-sentence-per-line", "--multiple-docs-in-single-file",
+           "--dupe-factor", 2, "--num-output-files", 4, "--seed", 3]
+    train = ["train", "--config", tiny, "--set", f"task.train_dir={inputs['train']}",
+             "--set", f"task.eval_dir={inputs['eval']}", "--set", "train.steps=24",
+             "--set", "train.deterministic=true"]
+    found = [
+        Writer("prepare wikicorpus", lambda out: [
+            "prepare", "wikicorpus", "--input", root / "wikitext.txt", "--output-dir", out,
+            "--num-parts", 3, "--eval-articles", 2, "--workers", 2]),
+        Writer("prepare vocab", lambda out: [
+            "prepare", "vocab", "--metadata-files", root / "meta.txt", "--output-dir", out,
+            "--vocab-size", 600, "--do-lower-case", "--workers", 2]),
+        Writer("prepare mlm --workers 1", lambda out: [*mlm, "--workers", 1, "--output-dir", out]),
+        Writer("prepare mlm --workers 2", lambda out: [*mlm, "--workers", 2, "--output-dir", out]),
+        Writer("prepare glue", lambda out: [
+            "prepare", "glue", "--task", "SST-2", "--input", root / "SST-2", "--vocab-file", vocab,
+            "--do-lower-case", "--max-seq-length", 64, "--output-dir", out]),
+        Writer("train, checkpoints due", lambda out: [
+            *train, "--set", "train.checkpoint_every=4", "--model-dir", out], without_timings),
+        Writer("train, last step only", lambda out: [
+            *train, "--set", "train.checkpoint_every=0", "--model-dir", out], without_timings),
+        Writer("compile", lambda out: ["compile", "--config", tiny, "--set", f"model_dir={out}"],
+               compile_package, points=4),
+    ]
+    # fmt: on
+    return {w.name: w for w in found}
+
+
+NAMES = ["prepare wikicorpus", "prepare vocab", "prepare mlm --workers 1", "prepare mlm --workers 2",
+         "prepare glue", "train, checkpoints due", "train, last step only", "compile"]  # fmt: skip
+
+
+def linctl(args: list[object], trace: list[str] = ()) -> list[str]:
+    return [*trace, sys.executable, "-m", "linctl", *map(str, args)]
+
+
+def start(command: list[str], log: Path) -> subprocess.Popen:
+    with log.open("w") as err:
+        return subprocess.Popen(
+            command, env=ENV, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+        )
+
+
+def run(command: list[str], log: Path) -> None:
+    proc = start(command, log)
+    assert proc.wait() == 0, f"{' '.join(command)} exited {proc.returncode}: {log.read_text()[-2000:]}"
+
+
+def group_alive(group: int) -> list[int]:
+    """Return the live processes of process group ``group`` (zombies have exited)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def wait_group_gone(group: int) -> None:
+    deadline = time.monotonic() + 10
+    while group_alive(group) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not group_alive(group), f"processes of the stopped run live on: {group_alive(group)}"
+
+
+def leftovers(out: Path) -> list[str]:
+    return [
+        str(p.relative_to(out))
+        for p in out.rglob("*")
+        if ".tmp-" in p.name or p.name in (".linctl-pending.json", ".work")
+    ]
+
+
+@dataclass
+class Reference:
+    compared: dict[str, object]
+    writing: tuple[float, float]  # seconds after start: the output folder appeared, the run exited
+    renames: int  # renames of the main process
+
+
+@pytest.fixture(scope="module")
+def references(inputs, tmp_path_factory) -> Callable[[str], Reference]:
+    """``references(name)``: the writer's uninterrupted run (made once): its output, when it wrote, and how
+    many renames its process made."""
+    root = tmp_path_factory.mktemp("references")
+    made: dict[str, Reference] = {}
+
+    def reference(name: str) -> Reference:
+        if name not in made:
+            made[name] = uninterrupted(writers(inputs)[name], root / name.replace(" ", "_"))
+        return made[name]
+
+    return reference
+
+
+def uninterrupted(writer: Writer, out: Path) -> Reference:
+    """Run ``writer`` into ``out`` and again elsewhere (a warm machine: its times set the kill moments),
+    then once more under strace counting its renames; all three outputs must agree."""
+    runs = [timed_run(writer, folder) for folder in (out, out.parent / f"{out.name}-again")]
+    traced, calls = out.parent / f"{out.name}-traced", out.parent / f"{out.name}.strace"
+    trace = ["strace", "-qq", "-o", str(calls), "-e", f"trace={RENAMES}"]
+    run(linctl(writer.args(traced), trace), out.parent / f"{traced.name}.log")
+    renames = sum(line.rstrip().endswith("= 0") for line in calls.read_text().splitlines())
+    compared = writer.compared(out)
+    for other in (out.parent / f"{out.name}-again", traced):
+        assert writer.compared(other) == compared  # the suite's premise: every run gives one output
+    return Reference(compared, min(runs, key=lambda span: span[1]), renames)
+
+
+def timed_run(writer: Writer, out: Path) -> tuple[float, float]:
+    """Run ``writer`` into ``out``; return when (seconds after the start) the folder appeared and it ended."""
+    log = out.parent / f"{out.name}.log"
+    begun = time.monotonic()
+    proc = start(linctl(writer.args(out)), log)
+    appeared = None
+    while proc.poll() is None:
+        if appeared is None and out.exists():
+            appeared = time.monotonic() - begun
+        time.sleep(0.005)
+    assert proc.returncode == 0, log.read_text()
+    return appeared or 0.0, time.monotonic() - begun
+
+
+Stop = Callable[[subprocess.Popen, float], None]  # (the run, when it started): stops it, or lets it end
+
+
+def stop_and_rerun(writer: Writer, reference: Reference, out: Path, command: list[str], stop: Stop,
+                   fault: str, tried: dict) -> subprocess.Popen:  # fmt: skip
+    """Start ``command``, ``stop`` it, check that nothing of it lives on, rerun ``writer`` and compare."""
+    log = out.parent / f"{out.name}.log"
+    begun = time.monotonic()
+    proc = start(command, log)
+    stop(proc, begun)
+    proc.wait()
+    wait_group_gone(proc.pid)
+    counts = tried[writer.name, fault]
+    counts[0] += 1
+    counts[1] += proc.returncode != 0
+    run(linctl(writer.args(out)), out.parent / f"{out.name}-rerun.log")
+    assert not leftovers(out), f"{fault}: left {leftovers(out)}"
+    assert writer.compared(out) == reference.compared, f"{fault}: the rerun differs from the reference"
+    counts[2] += 1
+    return proc
+
+
+def running_at(proc: subprocess.Popen, begun: float, moment: float) -> bool:
+    """Wait until ``moment`` seconds after ``begun``; return whether ``proc`` still runs then."""
+    try:
+        proc.wait(timeout=max(begun + moment - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
+def moments(reference: Reference, count: int) -> list[float]:
+    first, last = reference.writing
+    return [first + (last - first) * (i + 0.5) / count for i in range(count)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sigkill_anywhere_then_rerun_gives_the_same_output(name, inputs, references, tried, tmp_path):
+    writer, reference = writers(inputs)[name], references(name)
+    for i, moment in enumerate(moments(reference, writer.points)):
+
+        def kill(proc, begun, moment=moment):
+            if running_at(proc, begun, moment):
+                os.kill(proc.pid, signal.SIGKILL)
+
+        out = tmp_path / f"kill-{i}"
+        stop_and_rerun(writer, reference, out, linctl(writer.args(out)), kill, "SIGKILL, moment", tried)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sigkill_at_each_rename_then_rerun_gives_the_same_output(name, inputs, references, tried, tmp_path):
+    writer, reference = writers(inputs)[name], references(name)
+    assert reference.renames > 0
+    for n in range(1, reference.renames + 1):
+        out = tmp_path / f"rename-{n}"
+        inject = ["strace", "-qq", "-o", "/dev/null", "-e", f"trace={RENAMES}",
+                  "-e", f"inject={RENAMES}:signal=KILL:when={n}"]  # fmt: skip
+        proc = stop_and_rerun(writer, reference, out, linctl(writer.args(out), inject), lambda p, b: None,
+                              "SIGKILL, rename", tried)  # fmt: skip
+        assert proc.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), f"rename {n}: not killed"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_anywhere_exits_in_one_line_and_the_rerun_resumes(
+    name, signum, inputs, references, tried, tmp_path
+):
+    writer, reference = writers(inputs)[name], references(name)
+    word, code = ("interrupted", 130) if signum == signal.SIGINT else ("terminated", 143)
+    for i, moment in enumerate(moments(reference, POINTS_GRACEFUL)):
+
+        def stop(proc, begun, moment=moment):
+            if running_at(proc, begun, moment):
+                if signum == signal.SIGINT:
+                    os.killpg(proc.pid, signum)  # a terminal sends Ctrl-C to the whole foreground group
+                else:
+                    os.kill(proc.pid, signum)
+
+        out = tmp_path / f"{word}-{i}"
+        proc = stop_and_rerun(writer, reference, out, linctl(writer.args(out)), stop, signum.name, tried)
+        stderr = (out.parent / f"{out.name}.log").read_text()
+        if proc.returncode != 0:  # else it had finished before the signal came
+            assert proc.returncode == code, stderr
+            assert "Traceback" not in stderr
+            assert [line for line in stderr.splitlines() if line.startswith(word)] == [
+                f"{word}: finished output files are kept; run the same command again to resume"
+            ]
