@@ -56,7 +56,8 @@ def evaluate(
         str | None,
         typer.Option(
             metavar="TOKENIZE",
-            help="Translation: sacrebleu's tokenizer for BLEU: 13a, intl, none or char [default: the config's "
+            help="Translation: sacrebleu's tokenizer for BLEU: 13a, intl, none or char [default: the "
+            "config's "
             "task.bleu_tokenize, 13a].",
         ),
     ] = None,
@@ -68,7 +69,10 @@ def evaluate(
     ] = None,
     hypotheses: Annotated[
         Path | None,
-        typer.Option(help="Translation: write the detokenized hypotheses here, one line per pair."),
+        typer.Option(
+            help="Translation: write the detokenized hypotheses here, one line per pair [default: the "
+            "config's task.hypotheses_file; unset, none are written]."
+        ),
     ] = None,
     set_: OverridesOpt = None,
     device: DeviceOpt = None,

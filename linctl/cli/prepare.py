@@ -347,5 +347,5 @@ def wmt14(
     config: ConfigOpt = None,
     set_: OverridesOpt = None,
 ) -> None:
-    """WMT14 English-German: train (found one folder down too), newstest2013 as valid, newstest2014 as test."""
+    """WMT14 English-German: train (found one folder down too), newstest2013 valid, newstest2014 test."""
     _translation(ctx, Wmt14Options, "wmt14")

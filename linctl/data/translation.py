@@ -50,7 +50,8 @@ class SubwordTokenizer:
         missing = [token for token, found in ids.items() if found is None]
         if missing:
             raise InputError(
-                f"--tokenizer {self.path}: has no {', '.join(missing)}; translation needs {' '.join(SPECIALS)}"
+                f"--tokenizer {self.path}: has no {', '.join(missing)}; "
+                f"translation needs {' '.join(SPECIALS)}"
             )
         self.pad_id, self.unk_id, self.bos_id, self.eos_id = (int(ids[token]) for token in SPECIALS)  # type: ignore[arg-type]
 
@@ -196,7 +197,8 @@ def _row(counts: dict[str, Any], seconds: float, status: str) -> str:
     dropped = counts["dropped_empty"] + counts["dropped_length"] + counts["dropped_ratio"]
     return (
         f"{counts['pairs']:,} pairs kept of {counts['read']:,} (dropped: {counts['dropped_empty']:,} empty, "
-        f"{counts['dropped_length']:,} too long, {counts['dropped_ratio']:,} length ratio; {dropped:,} in all), "
+        f"{counts['dropped_length']:,} too long, {counts['dropped_ratio']:,} length ratio; "
+        f"{dropped:,} in all), "
         f"{counts['source_tokens']:,} + {counts['target_tokens']:,} tokens, {seconds:.1f} s{status}"
     )
 

@@ -75,6 +75,7 @@ def _stepper(model: Translator, memory: Tensor, mask: Tensor | None, use_cache: 
     return cache, step
 
 
+@torch.no_grad()
 def greedy(
     model: Translator, input_ids: Tensor, attention_mask: Tensor | None, special: Special, opts: DecodeOptions
 ) -> list[list[int]]:
@@ -97,6 +98,7 @@ def greedy(
     return [_strip(row, special) for row in tokens[:, 1:].tolist()]
 
 
+@torch.no_grad()
 def beam_search(
     model: Translator, input_ids: Tensor, attention_mask: Tensor | None, special: Special, opts: DecodeOptions
 ) -> list[list[int]]:

@@ -147,7 +147,7 @@ class Seq2SeqModel(Model):
         return self.drop(tokens(ids) * scale + self.sinusoids[where])  # (B, T, C)
 
     def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> ModelOutput:
-        """Return the encoder's states (B, S, C) of source ids (B, S); ``attention_mask`` True at real tokens."""
+        """Return the encoder's states (B, S, C) of source ids (B, S); ``attention_mask``: True at real."""
         if input_ids.size(1) > self.cfg.max_seq_length:
             raise InputError(
                 f"a source of {input_ids.size(1)} tokens is longer than model.max_seq_length "

@@ -100,7 +100,8 @@ class TranslationTask(Task):
             if longest > limit:
                 problems.append(
                     f"{key} {folder}: holds a {side} of {longest} tokens (</s> included) but model.{field} "
-                    f"is {limit}; raise it, or prepare with a lower --max-length (train) or set task.eval_sentences"
+                    f"is {limit}; raise it, or prepare with a lower --max-length (train) or set "
+                    "task.eval_sentences"
                 )
         return shards, problems
 

@@ -60,7 +60,10 @@ def find_split(folder: Path, prefix: str, source: str, target: str, option: str)
             return found
     if not folder.is_dir():
         raise InputError(f"--input {folder}: no such folder")
-    looked = f"{prefix}.{source} and {prefix}.{target} (plain, .gz or .bz2), {prefix}.csv, {prefix}.{source}-{target}.csv"
+    looked = (
+        f"{prefix}.{source} and {prefix}.{target} (plain, .gz or .bz2), {prefix}.csv, "
+        f"{prefix}.{source}-{target}.csv"
+    )
     raise InputError(f"{option} {prefix}: {folder} (and its sub-folders) has no {looked}")
 
 
