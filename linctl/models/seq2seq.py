@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 import torch
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 from torch import Tensor, nn
 
 from linctl.attention import AttentionSpec
@@ -51,7 +51,7 @@ class Seq2SeqModel(Model):
         d_model: PositiveInt = 512
         n_heads: PositiveInt = 8
         n_layers: PositiveInt = 6  # encoder layers
-        decoder_layers: PositiveInt | None = None  # None: n_layers
+        decoder_layers: NonNegativeInt | None = None  # None: n_layers; 0: the encoder alone (bench)
         d_ff: PositiveInt = 2048
         max_seq_length: PositiveInt = 256  # the longest source (a Linformer encoder's n)
         max_target_length: PositiveInt | None = None  # the longest target, <s> included; None: max_seq_length
@@ -80,6 +80,10 @@ class Seq2SeqModel(Model):
             return self
 
         @property
+        def n_decoder_layers(self) -> int:
+            return self.n_layers if self.decoder_layers is None else self.decoder_layers
+
+        @property
         def target_length(self) -> int:
             """The longest target the decoder takes."""
             return self.max_target_length or self.max_seq_length
@@ -91,8 +95,11 @@ class Seq2SeqModel(Model):
             lengths: Sequence[int] | None = None,
             generator: torch.Generator | None = None,
         ) -> dict[str, Tensor]:
-            """Random source ``input_ids`` and ``decoder_input_ids`` (B, T); with ``lengths``, both masks."""
+            """Random source ``input_ids`` and ``decoder_input_ids`` (B, T); with ``lengths``, both masks.
+            Without a decoder (``decoder_layers: 0``), the source alone."""
             source = super().example_inputs(batch, length, lengths, generator)
+            if not self.n_decoder_layers:
+                return source
             target = torch.randint(0, self.vocab_size, (batch, length), generator=generator)
             inputs = {"input_ids": source["input_ids"], "decoder_input_ids": target}
             if "attention_mask" in source:
@@ -123,11 +130,11 @@ class Seq2SeqModel(Model):
         causal = SoftmaxAttention.Config(causal=True, dropout=cfg.attention.dropout)
         self.decoder = build_stage(
             cfg,
-            cfg.decoder_layers or cfg.n_layers,
+            cfg.n_decoder_layers,
             cfg.target_length,
             cross=cfg.cross_attention,
             memory_length=cfg.max_seq_length,
-            attentions=[causal] * (cfg.decoder_layers or cfg.n_layers),
+            attentions=[causal] * cfg.n_decoder_layers,
             activation=cfg.activation,
         )
         for block in (*self.encoder, *self.decoder):  # attention layers keep their kind's initialisation
@@ -202,11 +209,14 @@ class Seq2SeqModel(Model):
     def forward(
         self,
         input_ids: Tensor,
-        decoder_input_ids: Tensor,
+        decoder_input_ids: Tensor | None = None,
         attention_mask: Tensor | None = None,
         decoder_attention_mask: Tensor | None = None,
     ) -> ModelOutput:
-        """Return the decoder's states and logits (B, T, V) of targets (B, T) given sources (B, S)."""
+        """Return the decoder's states and logits (B, T, V) of targets (B, T) given sources (B, S);
+        without targets, the encoder's states (what `bench` times of an encoder-only model)."""
         encoded = self.encode(input_ids, attention_mask)
+        if decoder_input_ids is None:
+            return encoded
         out = self.decode(decoder_input_ids, encoded.hidden, attention_mask, decoder_attention_mask)
         return out._replace(aux_loss=out.aux_loss + encoded.aux_loss)

@@ -50,8 +50,10 @@ class TranslationTask(Task):
     cfg: Config
 
     def __init__(self, cfg: Config, model: ModelConfig, seed: int) -> None:
-        if not issubclass(MODELS.cls(model), Translator):
-            raise ConfigError(f"task translation needs an encoder-decoder (seq2seq), not {model.kind}")
+        if not issubclass(MODELS.cls(model), Translator) or not model.n_decoder_layers:  # type: ignore[attr-defined]
+            raise ConfigError(
+                f"task translation needs an encoder-decoder (seq2seq, decoder_layers ≥ 1), not {model.kind}"
+            )
         self.cfg, self.model_cfg, self.seed = cfg, model, seed
         self.signatures: tuple[str, str] | None = None
 
