@@ -1,5 +1,6 @@
 """`linctl bench --model seq2seq` (and seq2seq-encoder): crybot's comparison of the vanilla and the
-Linformer encoder, timed as whole encoder-decoders and as encoders alone, through the bench workers."""
+Linformer encoder, timed as whole encoder-decoders and as encoders alone, through the bench workers
+(`slow`: a Transformer-base in a worker per case); the encoder-only model the preset builds."""
 
 import json
 
@@ -17,6 +18,7 @@ def bench(cli, tmp_path, preset: str) -> list[dict]:
     return json.loads((tmp_path / "b.json").read_text())["rows"]
 
 
+@pytest.mark.slow
 def test_the_encoder_decoder_with_a_softmax_and_a_linformer_encoder(cli, tmp_path):
     rows = bench(cli, tmp_path, "seq2seq")
     assert [(r["label"], r["n"], r["status"]) for r in rows] == [
