@@ -92,6 +92,11 @@ class KVCache:
         self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
         return self.k, self.v
 
+    def select(self, rows: Tensor) -> None:
+        """Keep the sequences ``rows`` (a beam search's surviving hypotheses), in that order."""
+        if self.k is not None and self.v is not None:
+            self.k, self.v = self.k[rows], self.v[rows]
+
 
 class Attention(nn.Module, ABC):
     """The interface of an attention layer: built from its config, it maps states to states.

@@ -1,4 +1,4 @@
-"""Model-level workloads: a whole model (an encoder for the presets) on the model's random inputs."""
+"""Model-level workloads: a whole model (the preset's or a config's) on the model's random inputs."""
 
 import torch
 from pydantic import TypeAdapter

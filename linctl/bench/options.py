@@ -20,6 +20,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "base": {"kind": "encoder", "d_model": 768, "n_heads": 12, "n_layers": 12, "d_ff": 3072},
     "large": {"kind": "encoder", "d_model": 1024, "n_heads": 16, "n_layers": 24, "d_ff": 4096},
     "small": {"kind": "encoder", "d_model": 256, "n_heads": 4, "n_layers": 4, "d_ff": 1024},
+    # crybot/linformer's WMT14 models (Transformer-base): the encoder-decoder, fed sources and targets
+    # of n tokens each, and its encoder alone; the attention swept is the encoder's.
+    "seq2seq": {"kind": "seq2seq", "d_model": 512, "n_heads": 8, "n_layers": 6, "d_ff": 2048},
+    "seq2seq-encoder": {
+        "kind": "seq2seq",
+        "d_model": 512,
+        "n_heads": 8,
+        "n_layers": 6,
+        "d_ff": 2048,
+        "decoder_layers": 0,
+    },
 }
 BERT_VOCAB = 30522  # token ids drawn for model-level cases: BERT's uncased WordPiece vocabulary
 

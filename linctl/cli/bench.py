@@ -15,7 +15,7 @@ def bench(
     level: Annotated[
         str | None,
         typer.Option(
-            metavar="LEVEL", help="attention: one block; model: a whole encoder [default: attention]."
+            metavar="LEVEL", help="attention: one block; model: a whole model [default: attention]."
         ),
     ] = None,
     mode: Annotated[
@@ -40,7 +40,16 @@ def bench(
             "[default: every kind].",
         ),
     ] = None,
-    preset: Annotated[str | None, typer.Option(metavar="PRESET", help="Model sizes [default: base].")] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            "--model",
+            metavar="PRESET",
+            help="Model sizes; seq2seq: the WMT14 encoder-decoder, seq2seq-encoder: its encoder alone "
+            "[default: base].",
+        ),
+    ] = None,
     config: Annotated[
         str | None,
         typer.Option(

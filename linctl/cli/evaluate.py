@@ -47,7 +47,32 @@ def evaluate(
     ] = None,
     metric: Annotated[
         str | None,
-        typer.Option(help="Show only this metric (e.g. ppl), with how it was computed [default: all]."),
+        typer.Option(
+            help="Show only this metric (e.g. ppl), with how it was computed; translation: ppl, loss or "
+            "accuracy decodes nothing [default: all]."
+        ),
+    ] = None,
+    bleu_tokenize: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TOKENIZE",
+            help="Translation: sacrebleu's tokenizer for BLEU: 13a, intl, none or char [default: the "
+            "config's "
+            "task.bleu_tokenize, 13a].",
+        ),
+    ] = None,
+    beam: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Translation: beam size, 1 for greedy [default: the config's task.decoding.beam]."
+        ),
+    ] = None,
+    hypotheses: Annotated[
+        Path | None,
+        typer.Option(
+            help="Translation: write the detokenized hypotheses here, one line per pair [default: the "
+            "config's task.hypotheses_file; unset, none are written]."
+        ),
     ] = None,
     set_: OverridesOpt = None,
     device: DeviceOpt = None,
@@ -69,7 +94,7 @@ def evaluate(
     output: Annotated[Path | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Evaluate checkpoints: perplexity for language models (fairseq's eval-lm protocol) and MLM runs,
-    GLUE metrics for classifiers."""
+    GLUE metrics for classifiers, BLEU and chrF (sacrebleu, signature printed) for translation."""
     from linctl.atomic import check_writable_file, write_text_atomic
     from linctl.evaluate.run import (
         EVAL_ALL_FILE,
@@ -86,11 +111,19 @@ def evaluate(
         raise ConfigError(
             "--all-checkpoints evaluates a model folder: give it without --checkpoint or --predict"
         )
-    for name, path in (("--json", json_file), ("--tsv", tsv), ("--output", output)):
+    for name, path in (
+        ("--json", json_file),
+        ("--tsv", tsv),
+        ("--output", output),
+        ("--hypotheses", hypotheses),
+    ):
         if path is not None:
             check_writable_file(path, name)
     overrides = run_overrides(set_, model_dir, device)
     overrides += [f"task.context_window={context_window}"] if context_window is not None else []
+    overrides += [f"task.bleu_tokenize={bleu_tokenize}"] if bleu_tokenize is not None else []
+    overrides += [f"task.decoding.beam={beam}"] if beam is not None else []
+    overrides += [f"task.hypotheses_file={hypotheses.resolve()}"] if hypotheses is not None else []
     cfg = load_config(config, RunConfig, overrides) if config else None
     folder = model_dir or (cfg.model_dir if cfg else None)
     if checkpoint is not None:
@@ -117,7 +150,7 @@ def evaluate(
         print_summary(f"predict {predict} → {target}", {"examples": len(rows), "checkpoint": str(found[0])})
         return
 
-    results, best = evaluate_checkpoints(cfg, [Path(path) for path in found])
+    results, best = evaluate_checkpoints(cfg, [Path(path) for path in found], metric)
     if not all_checkpoints:
         target = json_file or output or Path(found[0]) / EVAL_FILE
         write_metrics(target, results[0])

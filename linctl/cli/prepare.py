@@ -18,12 +18,28 @@ from linctl.cli.options import (
     build_options,
     print_summary,
 )
-from linctl.data.options import GlueOptions, MlmOptions, VocabOptions, WikicorpusOptions, WikitextOptions
+from linctl.data.options import (
+    GlueOptions,
+    MlmOptions,
+    TranslationOptions,
+    VocabOptions,
+    WikicorpusOptions,
+    WikitextOptions,
+    Wmt14Options,
+)
 
 # The schemas' defaults, so that --help shows what a run will use.
-_WIKI, _VOCAB, _MLM, _GLUE, _LM = (
+_WIKI, _VOCAB, _MLM, _GLUE, _LM, _MT, _WMT = (
     schema.model_construct()
-    for schema in (WikicorpusOptions, VocabOptions, MlmOptions, GlueOptions, WikitextOptions)
+    for schema in (
+        WikicorpusOptions,
+        VocabOptions,
+        MlmOptions,
+        GlueOptions,
+        WikitextOptions,
+        TranslationOptions,
+        Wmt14Options,
+    )
 )
 
 prepare_app = typer.Typer(help="Turn raw corpora into training data.", cls=LinctlGroup, no_args_is_help=True)
@@ -248,3 +264,92 @@ def wikitext(
 
     summary = prepare_wikitext(options)
     print_summary(f"prepare wikitext → {options.output_dir}", summary)
+
+
+def _translation(ctx: typer.Context, schema: type[TranslationOptions], name: str) -> None:
+    options = build_options(ctx, schema, ctx.params.get("config"), ctx.params.get("set_"))
+    check_writable_folder(options.output_dir, "--output-dir")
+    from linctl.data.translation import prepare_translation
+
+    summary = prepare_translation(options)
+    print_summary(f"prepare {name} → {options.output_dir}", summary)
+
+
+SplitOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="File prefix of the split under --input: PREFIX.SRC + PREFIX.TGT or PREFIX[.SRC-TGT].csv."
+    ),
+]
+TokenizerOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="A `tokenizers` tokenizer.json with <pad> <unk> <s> </s> [default: train one on train]."
+    ),
+]
+TokenizerModelOpt = Annotated[
+    str,
+    typer.Option(metavar="MODEL", help="bpe or unigram: the subword model trained on both sides of train."),
+]
+VocabSizeOpt = Annotated[
+    int, typer.Option(help="Tokens in the trained joint vocabulary, special ones included.")
+]
+MinFrequencyOpt = Annotated[int, typer.Option(help="Least count for a BPE merge.")]
+MaxLengthOpt = Annotated[
+    int, typer.Option(help="Train pairs with a side longer than this (</s> included) go.")
+]
+MaxRatioOpt = Annotated[
+    float, typer.Option(help="Train pairs whose longer side exceeds this × the shorter go.")
+]
+
+
+@prepare_app.command("translation", cls=LinctlCommand)
+def translation(
+    ctx: typer.Context,
+    input: Annotated[Path | None, typer.Option(help="Folder of the parallel text. Required.")] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Folder for tokenizer/ and one shard folder per split. Required.")
+    ] = None,
+    source_lang: Annotated[
+        str | None, typer.Option(help="Source language, as file names end (en). Required.")
+    ] = None,
+    target_lang: Annotated[str | None, typer.Option(help="Target language (de). Required.")] = None,
+    train: SplitOpt = _MT.train,
+    valid: SplitOpt = _MT.valid,
+    test: SplitOpt = _MT.test,
+    tokenizer: TokenizerOpt = None,
+    tokenizer_model: TokenizerModelOpt = _MT.tokenizer_model,
+    vocab_size: VocabSizeOpt = _MT.vocab_size,
+    min_frequency: MinFrequencyOpt = _MT.min_frequency,
+    max_length: MaxLengthOpt = _MT.max_length,
+    max_ratio: MaxRatioOpt = _MT.max_ratio,
+    config: ConfigOpt = None,
+    set_: OverridesOpt = None,
+) -> None:
+    """Parallel text of any language pair to source/target id shards with a joint subword tokenizer."""
+    _translation(ctx, TranslationOptions, "translation")
+
+
+@prepare_app.command("wmt14", cls=LinctlCommand)
+def wmt14(
+    ctx: typer.Context,
+    input: Annotated[Path | None, typer.Option(help="The WMT14 en-de folder. Required.")] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Folder for tokenizer/ and train/, valid/, test/. Required.")
+    ] = None,
+    source_lang: Annotated[str, typer.Option(help="Source language.")] = _WMT.source_lang,
+    target_lang: Annotated[str, typer.Option(help="Target language.")] = _WMT.target_lang,
+    train: SplitOpt = _WMT.train,
+    valid: SplitOpt = _WMT.valid,
+    test: SplitOpt = _WMT.test,
+    tokenizer: TokenizerOpt = None,
+    tokenizer_model: TokenizerModelOpt = _WMT.tokenizer_model,
+    vocab_size: VocabSizeOpt = _WMT.vocab_size,
+    min_frequency: MinFrequencyOpt = _WMT.min_frequency,
+    max_length: MaxLengthOpt = _WMT.max_length,
+    max_ratio: MaxRatioOpt = _WMT.max_ratio,
+    config: ConfigOpt = None,
+    set_: OverridesOpt = None,
+) -> None:
+    """WMT14 English-German: train (found one folder down too), newstest2013 valid, newstest2014 test."""
+    _translation(ctx, Wmt14Options, "wmt14")

@@ -175,7 +175,59 @@ class WikitextOptions(Strict):
         return self
 
 
+TokenizerModel = Literal["bpe", "unigram"]
+LANGUAGE = r"^[A-Za-z][A-Za-z0-9_-]{0,15}$"  # a language code as it ends file names: en, de, pt_BR
+
+
+class TranslationOptions(Strict):
+    """`linctl prepare translation`: parallel text to source/target id shards, one folder per split.
+
+    A split is a file prefix under ``input``: PREFIX.SRC and PREFIX.TGT (plain, .gz or .bz2), or a CSV
+    (PREFIX.csv, PREFIX.SRC-TGT.csv, PREFIX.TGT-SRC.csv) whose header names the two languages.
+    """
+
+    input: Path
+    output_dir: Path
+    source_lang: str = Field(pattern=LANGUAGE)
+    target_lang: str = Field(pattern=LANGUAGE)
+    train: str | None = "train"  # file prefixes; None or "" leaves the split out
+    valid: str | None = "valid"
+    test: str | None = "test"
+    tokenizer: Path | None = None  # a tokenizers tokenizer.json made earlier; None: train one on train
+    tokenizer_model: TokenizerModel = "bpe"
+    vocab_size: int = Field(8000, ge=64, le=1_000_000)
+    min_frequency: PositiveInt = 2
+    max_length: int = Field(250, ge=2, le=65_536)  # train pairs with a side longer (</s> included) go
+    max_ratio: float = Field(1.5, ge=1.0)  # train pairs whose longer side exceeds ratio × the shorter go
+
+    @model_validator(mode="after")
+    def _languages_differ(self) -> Self:
+        if self.source_lang == self.target_lang:
+            raise ValueError(f"source_lang and target_lang are both {self.source_lang!r}; give two languages")
+        if not any((self.train, self.valid, self.test)):
+            raise ValueError("train, valid and test are all empty: give at least one split's file prefix")
+        if not self.train and self.tokenizer is None:
+            raise ValueError("without a train split there is nothing to train a tokenizer on; pass tokenizer")
+        return self
+
+    def splits(self) -> dict[str, str]:
+        """Return split name -> file prefix of the splits to prepare."""
+        named = {"train": self.train, "valid": self.valid, "test": self.test}
+        return {split: prefix for split, prefix in named.items() if prefix}
+
+
+class Wmt14Options(TranslationOptions):
+    """`linctl prepare wmt14`: WMT14 English-German, newstest2013 as valid and newstest2014 as test."""
+
+    source_lang: str = Field("en", pattern=LANGUAGE)
+    target_lang: str = Field("de", pattern=LANGUAGE)
+    valid: str | None = "newstest2013"
+    test: str | None = "newstest2014"
+
+
 PREPARE_SCHEMAS: dict[str, type[Strict]] = {
+    "prepare-translation": TranslationOptions,
+    "prepare-wmt14": Wmt14Options,
     "prepare-glue": GlueOptions,
     "prepare-mlm": MlmOptions,
     "prepare-wikitext": WikitextOptions,

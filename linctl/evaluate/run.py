@@ -31,9 +31,12 @@ def write_all(path: Path, results: list[dict[str, Any]], best: int) -> None:
     write_text_atomic(path, json.dumps(every, indent=1) + "\n")
 
 
-def evaluate_checkpoints(cfg: RunConfig, folders: list[Path]) -> tuple[list[dict[str, Any]], int]:
+def evaluate_checkpoints(
+    cfg: RunConfig, folders: list[Path], only: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
     """Evaluate each checkpoint of ``folders``; return their results and the index of the best one
-    (by the task's ranking metric; the earliest among equals)."""
+    (by the task's ranking metric; the earliest among equals). ``only`` names the one metric wanted
+    (a task may then skip work, e.g. decoding)."""
     steps = []
     for found in folders:  # every checkpoint's files before the first evaluation: fail fast
         steps.append(checkpoint.check(found, cfg.model.model_dump(mode="json"))["step"])
@@ -44,7 +47,7 @@ def evaluate_checkpoints(cfg: RunConfig, folders: list[Path]) -> tuple[list[dict
         torch.manual_seed(cfg.train.seed)
         model = MODELS.build(cfg.model).to(device)
         checkpoint.load_weights(model, found)
-        metrics = task.evaluate(model, device, cfg.train.eval_batch_size, cfg.train.precision)
+        metrics = task.evaluate(model, device, cfg.train.eval_batch_size, cfg.train.precision, only)
         result = {"checkpoint": str(found), "step": step, "task": cfg.task.kind, **metrics}
         protocol = task.protocol()
         results.append(result | ({"protocol": protocol} if protocol else {}))

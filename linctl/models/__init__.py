@@ -4,9 +4,10 @@ from linctl.models.base import Model, ModelConfig, ModelOutput
 from linctl.models.classifier import ClassifierModel
 from linctl.models.decoder import DecoderModel
 from linctl.models.encoder import EncoderModel
+from linctl.models.seq2seq import Seq2SeqModel
 from linctl.registry import Registry
 
-MODELS: Registry[Model] = Registry("model", [EncoderModel, ClassifierModel, DecoderModel])
+MODELS: Registry[Model] = Registry("model", [EncoderModel, ClassifierModel, DecoderModel, Seq2SeqModel])
 ModelSpec = MODELS.config_union()
 
 __all__ = ["MODELS", "Model", "ModelConfig", "ModelOutput", "ModelSpec"]

@@ -149,3 +149,27 @@ class LanguageModel(Protocol):
     def new_cache(self) -> Any:
         """Return an empty decoding cache, passed to ``forward(cache=…)``."""
         ...
+
+
+@runtime_checkable
+class Translator(Protocol):
+    """An encoder-decoder: encode a source once, then decode target tokens over its states."""
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> ModelOutput:
+        """Return the encoder's states (B, S, C) of source ids (B, S)."""
+        ...
+
+    def decode(
+        self,
+        decoder_input_ids: Tensor,
+        memory: Tensor,
+        memory_mask: Tensor | None = None,
+        decoder_attention_mask: Tensor | None = None,
+        cache: Any = None,
+    ) -> ModelOutput:
+        """Return next-token ``logits`` (B, T, V) of target ids (B, T) over encoder states (B, S, C)."""
+        ...
+
+    def new_cache(self) -> Any:
+        """Return an empty decoding cache, passed to ``decode(cache=…)``."""
+        ...

@@ -152,15 +152,23 @@ def build_stage(
 
 
 def run_stage(
-    blocks: nn.ModuleList, x: Tensor, mask: Tensor | None, caches: Sequence[Any] | None = None, **kwargs: Any
+    blocks: nn.ModuleList,
+    x: Tensor,
+    mask: Tensor | None,
+    caches: Sequence[Any] | None = None,
+    memory_caches: Sequence[KVCache] | None = None,
+    **kwargs: Any,
 ) -> tuple[Tensor, Tensor]:
     """Run ``x`` (B, T, C) through a stage's blocks; return the states and the summed auxiliary loss.
 
-    ``caches`` holds one decoding cache per block (``block.attention.new_cache()``) while decoding.
+    ``caches`` holds one decoding cache per block (``block.attention.new_cache()``) while decoding, and
+    ``memory_caches`` one per block for its cross-attention's keys and values of the encoder's states.
     """
     aux = x.new_zeros(())
     for i, block in enumerate(blocks):
         cache = None if caches is None else caches[i]
+        if memory_caches is not None:
+            kwargs["memory_cache"] = memory_caches[i]
         x, block_aux = block(x, mask, cache=cache, **kwargs)
         aux = aux + block_aux
     return x, aux

@@ -5,8 +5,9 @@ from linctl.tasks.base import Task
 from linctl.tasks.classification import ClassificationTask
 from linctl.tasks.lm import LmTask
 from linctl.tasks.mlm import MlmTask
+from linctl.tasks.translation import TranslationTask
 
-TASKS: Registry[Task] = Registry("task", [MlmTask, ClassificationTask, LmTask])
+TASKS: Registry[Task] = Registry("task", [MlmTask, ClassificationTask, LmTask, TranslationTask])
 TaskSpec = TASKS.config_union()
 
 __all__ = ["TASKS", "Task", "TaskSpec"]

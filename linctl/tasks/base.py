@@ -93,16 +93,24 @@ class Task(ABC):
         """Return the batch's real tokens and its slots (real and padding), for throughput and padding."""
 
     def evaluate(
-        self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision
+        self,
+        model: nn.Module,
+        device: torch.device,
+        batch_size: int,
+        precision: Precision,
+        only: str | None = None,
     ) -> dict[str, float]:
         """Return the metrics of ``model`` on every evaluation example (none without evaluation data).
 
         The evaluation split is scored by ``score``, each of ``more_eval_splits`` under its name
         (``dev_mismatched_accuracy``), then ``evaluate_generation`` adds what generating scores.
+        ``only`` names the one metric wanted: when scoring gives it, nothing is generated.
         """
         if not len(self.eval_lengths):
             return {}
         metrics = self.score(model, device, batch_size, precision, self.eval_lengths, self.eval_batch)
+        if only is not None and only in metrics:
+            return metrics
         for name, lengths, make_batch in self.more_eval_splits():
             scored = self.score(model, device, batch_size, precision, lengths, make_batch)
             metrics.update({f"{name}_{metric}": value for metric, value in scored.items()})

@@ -17,7 +17,12 @@ from linctl.models.layers import Block, build_stage, run_stage
 B, T, C, H, L, V = 3, 16, 32, 4, 2, 97
 SIZES = dict(vocab_size=V, d_model=C, n_heads=H, n_layers=L, d_ff=64, max_seq_length=T)
 # What each registered family may need beyond the sizes every model has; a new family adds its entry.
-EXTRA: dict[str, dict[str, Any]] = {"encoder": {}, "classifier": {"num_labels": 3}, "decoder": {}}
+EXTRA: dict[str, dict[str, Any]] = {
+    "encoder": {},
+    "classifier": {"num_labels": 3},
+    "decoder": {},
+    "seq2seq": {},
+}
 ATTENTIONS = [
     {"kind": "softmax"},
     {"kind": "linformer", "k": 7, "sharing": "layerwise"},
