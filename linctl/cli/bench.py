@@ -44,7 +44,6 @@ def bench(
         str | None,
         typer.Option(
             "--preset",
-            "--model",
             metavar="PRESET",
             help="Model sizes; seq2seq: the WMT14 encoder-decoder, seq2seq-encoder: its encoder alone "
             "[default: base].",

@@ -10,12 +10,14 @@ from typer.core import TyperCommand
 from linctl.cli.choices import spelled_out
 from linctl.cli.errors import refuse_option
 
-# Names options had before they took the one they share with the other commands. They are still
-# accepted, and not shown, so that commands written with them (scripts, notes, the Cerebras recipes) keep
-# working. A command that has an option of the old name keeps it.
+# Names options had before they took the one they share with the other commands, and other spellings
+# users reach for. They are accepted, and not shown, so that commands written with them (scripts, notes,
+# the Cerebras recipes, the crybot comparison's `bench --model seq2seq`) work. A command that has an
+# option of such a name keeps it.
 OLD_NAMES = {
     "--backend": "--device",  # validate, compile
     "--dtype": "--precision",  # bench
+    "--model": "--preset",  # bench
     "--lowercase": "--do-lower-case",  # prepare vocab
     "--no-lowercase": "--no-do-lower-case",
     "--output": "--output-dir",  # compile
