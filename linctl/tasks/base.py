@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from linctl.config.strict import Strict
 from linctl.data.loader import eval_batches
+from linctl.data.manifest import read_manifest
 from linctl.data.shards import ShardSet
 from linctl.data.tokenizer import load_vocab
 from linctl.errors import InputError
@@ -186,13 +187,12 @@ def open_shards(folder: Path | None, key: str, kind: str, verify: bool) -> tuple
     if not Path(folder).is_dir():
         return None, [f"{key} {folder}: no such folder"]
     try:
-        shards = ShardSet(folder, verify=verify)
+        found = read_manifest(Path(folder), verify=False).get("kind")
+        if found != kind:  # before opening: another kind's files need not be shards at all
+            return None, [f"{key} {folder}: holds {found!r} output, not `prepare {kind}` shards"]
+        return ShardSet(folder, verify=verify), []
     except InputError as exc:
         return None, [f"{key}: {exc}"]
-    if shards.manifest.get("kind") != kind:
-        found = shards.manifest.get("kind")
-        return None, [f"{key} {folder}: holds {found!r} output, not `prepare {kind}` shards"]
-    return shards, []
 
 
 def vocab_problems(options: Mapping[str, Any], where: str, vocab_size: int) -> list[str]:

@@ -163,8 +163,11 @@ def test_mlm_problems_of_folders_unset_missing_or_of_another_kind(tiny_shards, t
         "task.train_dir is not set: give the output folder of `linctl prepare mlm`",
         f"task.eval_dir {tmp_path / 'absent'}: no such folder",
     ]
-    vocab_dir = tiny_shards["vocab"].parent  # a `prepare vocab` folder: no manifest.json
+    vocab_dir = tiny_shards["vocab"].parent  # a `prepare vocab` folder: vocab.txt, no shards
     (problem,) = mlm(tiny_shards, f"task.train_dir={vocab_dir}", "task.eval_dir=null")[0].problems()
+    assert problem == f"task.train_dir {vocab_dir}: holds 'vocab' output, not `prepare mlm` shards"
+    (tmp_path / "plain").mkdir()
+    (problem,) = mlm(tiny_shards, f"task.train_dir={tmp_path / 'plain'}", "task.eval_dir=null")[0].problems()
     assert problem.startswith("task.train_dir: ") and "manifest.json" in problem
 
 
