@@ -22,7 +22,7 @@ from linctl.config.strict import Strict
 class ModelOutput(NamedTuple):
     """What a model's forward returns."""
 
-    hidden: Tensor  # (B, T, C) the last layer's states
+    hidden: Tensor  # (B, T, C) the last layer's states (a funnel encoder's: fewer, pooled, than T)
     aux_loss: Tensor  # () the sum of its layers' auxiliary losses (summed-loss scale); zero when none
     logits: Tensor | None = None  # (B, T, V) for a family whose head is part of its forward
 

@@ -18,6 +18,8 @@ B, T, C, H, L, V = 3, 16, 32, 4, 2, 97
 SIZES = dict(vocab_size=V, d_model=C, n_heads=H, n_layers=L, d_ff=64, max_seq_length=T)
 # What each registered family may need beyond the sizes every model has; a new family adds its entry.
 EXTRA: dict[str, dict[str, Any]] = {"encoder": {}, "classifier": {"num_labels": 3}, "decoder": {}}
+EXTRA["funnel"] = {"block_sizes": [1, 1]}  # two blocks; the decoder restores the input length
+EXTRA["funnel-classifier"] = {"block_sizes": [2], "num_labels": 3}  # one block: states at the input length
 ATTENTIONS = [
     {"kind": "softmax"},
     {"kind": "linformer", "k": 7, "sharing": "layerwise"},
@@ -74,6 +76,8 @@ def test_heads_are_capabilities_of_the_model_classes():
     assert issubclass(MODELS.classes["classifier"], Classifier)
     assert not issubclass(MODELS.classes["classifier"], MaskedLM)
     assert issubclass(MODELS.classes["decoder"], LanguageModel)
+    assert issubclass(MODELS.classes["funnel"], MaskedLM)
+    assert issubclass(MODELS.classes["funnel-classifier"], Classifier)
     assert not issubclass(MODELS.classes["encoder"], LanguageModel)
 
 

@@ -1,0 +1,73 @@
+"""The funnel through the CLI on real data: MLM pretraining on WikiText-2 shards, then SST-2 fine-tuning of
+the encoder alone from that checkpoint (configs/mlm/tiny-funnel.yaml, configs/glue/tiny-funnel.yaml)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MLM = REPO / "configs" / "mlm" / "tiny-funnel.yaml"
+GLUE = REPO / "configs" / "glue" / "tiny-funnel.yaml"
+
+
+@pytest.fixture(scope="module")
+def pretrained(cli, tiny_shards, tmp_path_factory) -> Path:
+    """The checkpoint of 6 MLM steps of configs/mlm/tiny-funnel.yaml on the tiny shards."""
+    model_dir = tmp_path_factory.mktemp("funnel") / "mlm"
+    cli("train", "--config", MLM, "--set", f"task.train_dir={tiny_shards['train']}",
+        "--set", f"task.eval_dir={tiny_shards['eval']}", "--model-dir", model_dir)  # fmt: skip
+    return model_dir
+
+
+@pytest.fixture(scope="module")
+def sst2(cli, data_dir, tiny_shards, tmp_path_factory) -> Path:
+    """SST-2 (200 training sentences, dev) in the tiny shards' vocabulary, cut at 16 tokens."""
+    root = tmp_path_factory.mktemp("sst2")
+    source = root / "source"
+    source.mkdir()
+    shutil.copy(data_dir / "glue" / "SST-2" / "dev.tsv", source)
+    train = (data_dir / "glue" / "SST-2" / "train.tsv").read_text(encoding="utf-8").splitlines()
+    (source / "train.tsv").write_text("\n".join(train[:201]) + "\n", encoding="utf-8")
+    cli("prepare", "glue", "--task", "SST-2", "--input", source, "--vocab-file", tiny_shards["vocab"],
+        "--do-lower-case", "--max-seq-length", 16, "--splits", "train,dev",
+        "--output-dir", root / "out")  # fmt: skip
+    return root / "out"
+
+
+def test_mlm_pretraining_trains_and_evaluates(cli, pretrained):
+    newest = pretrained / "checkpoint-00000006"
+    assert (newest / "model.safetensors").is_file()
+    logged = [json.loads(line) for line in (pretrained / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "eval_ppl" in r] == [3, 6]
+    cli("eval", "--model-dir", pretrained, "--json", pretrained / "eval.json")
+    assert json.loads((pretrained / "eval.json").read_text())["ppl"] > 1.0
+
+
+def glue_args(sst2: Path) -> list[object]:
+    """configs/glue/tiny-funnel.yaml on the SST-2 shards, at the tiny vocabulary and length."""
+    return ["--config", GLUE, "--set", f"task.train_dir={sst2 / 'train'}",
+            "--set", f"task.eval_dir={sst2 / 'dev'}", "--set", "model.vocab_size=211",
+            "--set", "model.max_seq_length=16"]  # fmt: skip
+
+
+def test_fine_tuning_starts_the_encoder_from_the_pretrained_funnel(cli, pretrained, sst2, tmp_path):
+    args = [*glue_args(sst2), "--set", "model.block_sizes=1_1x2"]  # the blocks as pretrained
+    cli("validate", *args)
+    args += ["--model-dir", tmp_path / "sst2"]
+    started = cli("train", *args, "--init-checkpoint", pretrained / "checkpoint-00000006")
+    assert "initialised afresh: pooler.weight, pooler.bias, head.weight, head.bias" in started.stderr
+    assert "left out: decoder." in started.stderr and "mlm.bias" in started.stderr
+    state = json.loads((tmp_path / "sst2" / "checkpoint-00000006" / "trainer_state.json").read_text())
+    assert state["step"] == 6
+    cli("eval", *args, "--json", tmp_path / "eval.json")
+    assert 0.0 <= json.loads((tmp_path / "eval.json").read_text())["accuracy"] <= 1.0
+
+
+def test_a_checkpoint_of_another_funnel_is_refused_in_one_line(cli, pretrained, sst2, tmp_path):
+    args = [*glue_args(sst2), "--model-dir", tmp_path / "m"]
+    refused = cli("train", *args, "--init-checkpoint", pretrained / "checkpoint-00000006", ok=False)
+    assert refused.exit_code == 2
+    (line,) = refused.stderr.strip().splitlines()
+    assert "block_sizes" in line and "block_repeats" in line
