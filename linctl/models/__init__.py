@@ -4,11 +4,12 @@ from linctl.models.base import Model, ModelConfig, ModelOutput
 from linctl.models.classifier import ClassifierModel
 from linctl.models.decoder import DecoderModel
 from linctl.models.encoder import EncoderModel
-from linctl.models.funnel import FunnelClassifierModel, FunnelModel
+from linctl.models.funnel import FunnelClassifierModel, FunnelElectraModel, FunnelModel
 from linctl.registry import Registry
 
 MODELS: Registry[Model] = Registry(
-    "model", [EncoderModel, ClassifierModel, DecoderModel, FunnelModel, FunnelClassifierModel]
+    "model",
+    [EncoderModel, ClassifierModel, DecoderModel, FunnelModel, FunnelClassifierModel, FunnelElectraModel],
 )
 ModelSpec = MODELS.config_union()
 

@@ -143,6 +143,22 @@ class Classifier(Protocol):
 
 
 @runtime_checkable
+class ReplacedTokenDetector(Protocol):
+    """A model pretrained as ELECTRA's discriminator, with the small generator that corrupts its input."""
+
+    def generator_logits(
+        self, input_ids: Tensor, attention_mask: Tensor | None, segment_ids: Tensor | None, positions: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Return the generator's vocabulary logits (B, P, V) at ``positions`` (B, P) of the masked
+        input (B, T), and its auxiliary loss."""
+        ...
+
+    def replaced_logits(self, hidden: Tensor) -> Tensor:
+        """Return per-token logits (B, T) that the token was replaced, from the states (B, T, C)."""
+        ...
+
+
+@runtime_checkable
 class LanguageModel(Protocol):
     """A causal model whose forward returns next-token ``logits`` and that can decode incrementally."""
 

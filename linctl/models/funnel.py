@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from linctl.errors import InputError
 from linctl.models.base import Model, ModelOutput, TokenModelConfig
-from linctl.models.layers import Activation, Block, build_stage
+from linctl.models.layers import ACTIVATIONS, Activation, Block, build_stage
 
 CLS_TYPE = 2  # the token type of [CLS]: the same segment as every token
 BLOCKS = re.compile(r"(\d+)(?:x(\d+))?")  # one block of the README's notation: SIZE or SIZExREPEATS
@@ -441,24 +441,20 @@ class FunnelBase(Model):
         return self.encoder(self.embeddings(input_ids), attention_mask, segments)
 
 
-class FunnelModel(FunnelBase):
-    """Encoder, decoder and a masked-LM output tied to the token embeddings (Hugging Face's
-    ``FunnelForMaskedLM``): the model that pretraining trains; its states are the decoder's (B, T, C)."""
+class FunnelPretrainingConfig(FunnelConfig):
+    """A funnel with its decoder, for token-level objectives."""
 
-    heads = ("mlm.",)
+    n_decoder_layers: NonNegativeInt = 2
 
-    class Config(FunnelConfig):
-        kind: Literal["funnel"] = "funnel"
-        n_decoder_layers: NonNegativeInt = 2
 
-    cfg: Config
+class FunnelPretraining(FunnelBase):
+    """Encoder and decoder: the states (B, T, C) of every input token."""
 
-    def __init__(self, cfg: Config) -> None:
+    cfg: FunnelPretrainingConfig
+
+    def __init__(self, cfg: FunnelPretrainingConfig) -> None:
         super().__init__(cfg)
         self.decoder = FunnelDecoder(cfg, cfg.n_decoder_layers)
-        self.mlm = nn.Linear(cfg.d_model, cfg.vocab_size)
-        self.apply(init_funnel)
-        self.mlm.weight = self.embeddings.tokens.weight  # tied input and output embeddings
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, segment_ids: Tensor | None = None
@@ -467,6 +463,24 @@ class FunnelModel(FunnelBase):
         encoded = self.encode(input_ids, attention_mask, segment_ids)
         hidden, aux = self.decoder(encoded)
         return ModelOutput(hidden, encoded.aux_loss + aux)
+
+
+class FunnelModel(FunnelPretraining):
+    """Encoder, decoder and a masked-LM output tied to the token embeddings (Hugging Face's
+    ``FunnelForMaskedLM``)."""
+
+    heads = ("mlm.",)
+
+    class Config(FunnelPretrainingConfig):
+        kind: Literal["funnel"] = "funnel"
+
+    cfg: Config
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.mlm = nn.Linear(cfg.d_model, cfg.vocab_size)
+        self.apply(init_funnel)
+        self.mlm.weight = self.embeddings.tokens.weight  # tied input and output embeddings
 
     def mlm_logits(self, hidden: Tensor, positions: Tensor) -> Tensor:
         """Return vocabulary logits (B, P, V) at ``positions`` (B, P) of ``hidden`` (B, T, C)."""
@@ -515,3 +529,96 @@ class FunnelClassifierModel(FunnelBase):
     def classify(self, hidden: Tensor) -> Tensor:
         """Return logits (B, num_labels) from the states at index 0 ([CLS])."""
         return self.head(self.drop(self.pooler(hidden[:, 0]).tanh()))
+
+
+class _Activation(nn.Module):
+    """The config's activation as a module."""
+
+    def __init__(self, name: Activation) -> None:
+        super().__init__()
+        self.name = name
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ACTIVATIONS[self.name](x)
+
+
+class Generator(nn.Module):
+    """ELECTRA's generator: a narrower funnel of the same blocks over the discriminator's embedded input
+    (projected to its width), and an MLM head (dense + GELU + layer norm back to the embedding width) whose
+    output layer is the shared token embedding."""
+
+    def __init__(self, cfg: FunnelPretrainingConfig, d_embed: int) -> None:
+        super().__init__()
+        self.project = nn.Linear(d_embed, cfg.d_model)
+        self.encoder = FunnelEncoder(cfg)
+        self.decoder = FunnelDecoder(cfg, cfg.n_decoder_layers)
+        self.dense = nn.Linear(cfg.d_model, d_embed)
+        self.norm = nn.LayerNorm(d_embed, eps=cfg.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+
+    def forward(
+        self, embedded: Tensor, mask: Tensor | None, segments: Tensor, positions: Tensor, output: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Return logits (B, P, V) at ``positions`` (B, P) of the embedded input (B, T, C), with ``output``
+        (V, C) the shared token embedding, and the auxiliary loss."""
+        encoded = self.encoder(self.project(embedded), mask, segments)
+        hidden, aux = self.decoder(encoded)
+        picked = torch.gather(hidden, 1, positions[..., None].expand(-1, -1, hidden.size(-1)))  # (B, P, c)
+        out = self.norm(nn.functional.gelu(self.dense(picked)))  # (B, P, C)
+        return out @ output.T + self.bias, encoded.aux_loss + aux
+
+
+class FunnelElectraModel(FunnelPretraining):
+    """ELECTRA pretraining of a funnel (Clark et al., arXiv:2003.10555, as the Funnel-Transformer's released
+    checkpoints were trained): the discriminator (encoder, decoder and a per-token head) and a generator
+    ``width_shrink`` times as wide (d_model, d_ff, n_heads; the head size stays) that shares the token
+    embeddings and their layer norm. The body has the other funnels' names, so it initialises a classifier.
+    """
+
+    heads = ("discriminator.", "generator.")
+
+    class Config(FunnelPretrainingConfig):
+        kind: Literal["funnel-electra"] = "funnel-electra"
+        width_shrink: float = Field(0.25, gt=0.0, le=1.0)  # the generator's width over the discriminator's
+
+        @model_validator(mode="after")
+        def _generator_fits(self) -> Self:
+            sizes = {"d_model": self.d_model, "d_ff": self.d_ff, "n_heads": self.n_heads}
+            uneven = [f"{key} {value} × {self.width_shrink:g}" for key, value in sizes.items()
+                      if (value * self.width_shrink) % 1]  # fmt: skip
+            if not uneven and self.attention_type != "none" and round(self.d_model * self.width_shrink) % 2:
+                uneven.append(f"the generator's d_model {self.d_model * self.width_shrink:g} must be even")
+            if uneven:
+                raise ValueError(
+                    f"width_shrink {self.width_shrink:g} must give whole generator sizes: {', '.join(uneven)}"
+                )
+            return self
+
+        def generator(self) -> "FunnelElectraModel.Config":
+            """Return the generator's config: the same blocks, ``width_shrink`` times as wide."""
+            keys = ("d_model", "d_ff", "n_heads")
+            return self.model_copy(
+                update={key: round(getattr(self, key) * self.width_shrink) for key in keys}
+            )
+
+    cfg: Config
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.discriminator = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.d_model), _Activation(cfg.activation), nn.Linear(cfg.d_model, 1)
+        )
+        self.generator = Generator(cfg.generator(), cfg.d_model)
+        self.apply(init_funnel)
+
+    def generator_logits(
+        self, input_ids: Tensor, attention_mask: Tensor | None, segment_ids: Tensor | None, positions: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Return the generator's logits (B, P, V) at ``positions`` (B, P) of (B, T) ids, and its aux loss."""
+        segments = torch.zeros_like(input_ids) if segment_ids is None else segment_ids
+        embedded = self.embeddings(input_ids)  # the embedding table and its norm are shared
+        return self.generator(embedded, attention_mask, segments, positions, self.embeddings.tokens.weight)
+
+    def replaced_logits(self, hidden: Tensor) -> Tensor:
+        """Return logits (B, T) that each token was replaced (> 0: replaced), from the states (B, T, C)."""
+        return self.discriminator(hidden)[..., 0]

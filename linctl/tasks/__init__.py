@@ -3,10 +3,11 @@
 from linctl.registry import Registry
 from linctl.tasks.base import Task
 from linctl.tasks.classification import ClassificationTask
+from linctl.tasks.electra import ElectraTask
 from linctl.tasks.lm import LmTask
 from linctl.tasks.mlm import MlmTask
 
-TASKS: Registry[Task] = Registry("task", [MlmTask, ClassificationTask, LmTask])
+TASKS: Registry[Task] = Registry("task", [MlmTask, ClassificationTask, LmTask, ElectraTask])
 TaskSpec = TASKS.config_union()
 
 __all__ = ["TASKS", "Task", "TaskSpec"]

@@ -1,5 +1,6 @@
-"""The funnel through the CLI on real data: MLM pretraining on WikiText-2 shards, then SST-2 fine-tuning of
-the encoder alone from that checkpoint (configs/mlm/tiny-funnel.yaml, configs/glue/tiny-funnel.yaml)."""
+"""The funnel through the CLI on real data: MLM and ELECTRA pretraining on WikiText-2 shards, then SST-2
+fine-tuning of the encoder alone from the ELECTRA checkpoint (configs/mlm/tiny-funnel.yaml,
+configs/electra/tiny.yaml, configs/glue/tiny-funnel.yaml)."""
 
 import json
 import shutil
@@ -9,16 +10,20 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 MLM = REPO / "configs" / "mlm" / "tiny-funnel.yaml"
+ELECTRA = REPO / "configs" / "electra" / "tiny.yaml"
 GLUE = REPO / "configs" / "glue" / "tiny-funnel.yaml"
+
+
+def pretrain(cli, config: Path, shards: dict[str, Path], model_dir: Path) -> Path:
+    cli("train", "--config", config, "--set", f"task.train_dir={shards['train']}",
+        "--set", f"task.eval_dir={shards['eval']}", "--model-dir", model_dir)  # fmt: skip
+    return model_dir
 
 
 @pytest.fixture(scope="module")
 def pretrained(cli, tiny_shards, tmp_path_factory) -> Path:
-    """The checkpoint of 6 MLM steps of configs/mlm/tiny-funnel.yaml on the tiny shards."""
-    model_dir = tmp_path_factory.mktemp("funnel") / "mlm"
-    cli("train", "--config", MLM, "--set", f"task.train_dir={tiny_shards['train']}",
-        "--set", f"task.eval_dir={tiny_shards['eval']}", "--model-dir", model_dir)  # fmt: skip
-    return model_dir
+    """The run folder of 6 ELECTRA steps of configs/electra/tiny.yaml on the tiny shards."""
+    return pretrain(cli, ELECTRA, tiny_shards, tmp_path_factory.mktemp("funnel") / "electra")
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +41,24 @@ def sst2(cli, data_dir, tiny_shards, tmp_path_factory) -> Path:
     return root / "out"
 
 
-def test_mlm_pretraining_trains_and_evaluates(cli, pretrained):
-    newest = pretrained / "checkpoint-00000006"
-    assert (newest / "model.safetensors").is_file()
-    logged = [json.loads(line) for line in (pretrained / "metrics.jsonl").read_text().splitlines()]
+def test_mlm_pretraining_trains_and_evaluates(cli, tiny_shards, tmp_path):
+    model_dir = pretrain(cli, MLM, tiny_shards, tmp_path / "mlm")
+    logged = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged if "eval_ppl" in r] == [3, 6]
-    cli("eval", "--model-dir", pretrained, "--json", pretrained / "eval.json")
-    assert json.loads((pretrained / "eval.json").read_text())["ppl"] > 1.0
+    cli("eval", "--model-dir", model_dir, "--json", tmp_path / "eval.json")
+    assert json.loads((tmp_path / "eval.json").read_text())["ppl"] > 1.0
+
+
+def test_electra_pretraining_trains_and_evaluates(cli, pretrained, tmp_path):
+    assert (pretrained / "checkpoint-00000006" / "model.safetensors").is_file()
+    logged = [json.loads(line) for line in (pretrained / "metrics.jsonl").read_text().splitlines()]
+    evaluated = [r for r in logged if "eval_disc_loss" in r]
+    assert [r["step"] for r in evaluated] == [3, 6]
+    assert all(0.0 < r["eval_replaced"] < 1.0 and r["eval_gen_loss"] > 0 for r in evaluated)
+    cli("eval", "--model-dir", pretrained, "--json", tmp_path / "eval.json")
+    metrics = json.loads((tmp_path / "eval.json").read_text())
+    assert metrics["loss"] == pytest.approx(metrics["gen_loss"] + 50 * metrics["disc_loss"])
+    assert metrics["disc_loss"] == evaluated[-1]["eval_disc_loss"]  # eval samples the same replacements
 
 
 def glue_args(sst2: Path) -> list[object]:
@@ -58,7 +74,7 @@ def test_fine_tuning_starts_the_encoder_from_the_pretrained_funnel(cli, pretrain
     args += ["--model-dir", tmp_path / "sst2"]
     started = cli("train", *args, "--init-checkpoint", pretrained / "checkpoint-00000006")
     assert "initialised afresh: pooler.weight, pooler.bias, head.weight, head.bias" in started.stderr
-    assert "left out: decoder." in started.stderr and "mlm.bias" in started.stderr
+    assert "left out: decoder." in started.stderr and "discriminator." in started.stderr
     state = json.loads((tmp_path / "sst2" / "checkpoint-00000006" / "trainer_state.json").read_text())
     assert state["step"] == 6
     cli("eval", *args, "--json", tmp_path / "eval.json")

@@ -11,7 +11,7 @@ from torch import Tensor
 from linctl.attention.base import Attention
 from linctl.attention.softmax import SoftmaxAttention
 from linctl.models import MODELS, ModelOutput, ModelSpec
-from linctl.models.base import Classifier, LanguageModel, MaskedLM
+from linctl.models.base import Classifier, LanguageModel, MaskedLM, ReplacedTokenDetector
 from linctl.models.layers import Block, build_stage, run_stage
 
 B, T, C, H, L, V = 3, 16, 32, 4, 2, 97
@@ -19,6 +19,7 @@ SIZES = dict(vocab_size=V, d_model=C, n_heads=H, n_layers=L, d_ff=64, max_seq_le
 # What each registered family may need beyond the sizes every model has; a new family adds its entry.
 EXTRA: dict[str, dict[str, Any]] = {"encoder": {}, "classifier": {"num_labels": 3}, "decoder": {}}
 EXTRA["funnel"] = {"block_sizes": [1, 1]}  # two blocks; the decoder restores the input length
+EXTRA["funnel-electra"] = {"block_sizes": [1, 1]}  # and a generator a quarter as wide
 EXTRA["funnel-classifier"] = {"block_sizes": [2], "num_labels": 3}  # one block: states at the input length
 ATTENTIONS = [
     {"kind": "softmax"},
@@ -78,6 +79,8 @@ def test_heads_are_capabilities_of_the_model_classes():
     assert issubclass(MODELS.classes["decoder"], LanguageModel)
     assert issubclass(MODELS.classes["funnel"], MaskedLM)
     assert issubclass(MODELS.classes["funnel-classifier"], Classifier)
+    assert issubclass(MODELS.classes["funnel-electra"], ReplacedTokenDetector)
+    assert not issubclass(MODELS.classes["funnel"], ReplacedTokenDetector)
     assert not issubclass(MODELS.classes["encoder"], LanguageModel)
 
 
