@@ -6,7 +6,8 @@ The encoder is a series of blocks; before every block but the first, the sequenc
 and values. ``separate_cls`` keeps [CLS] out of every pooling window (it stays at index 0), and
 ``truncate_seq`` drops the last token before pooling, so that lengths go T → T/2 → T/4 for even T.
 The decoder (pretraining only) repeats each vector of the last block to the input length, adds the states
-after the first ``block_sizes[0]`` layer applications, and runs ``n_decoder_layers`` full-length layers.
+after the first ``block_sizes[0]`` layer applications, and runs ``n_decoder_layers`` full-length layers; a
+funnel of one block (nothing pooled) goes straight to those layers, a plain full-length encoder.
 
 There are no position or segment embeddings: positions and token types enter the attention scores as
 Transformer-XL-style relative terms, ``relative_shift`` (one sinusoid per distance, then a shift that puts
@@ -381,7 +382,9 @@ class FunnelDecoder(nn.Module):
     def forward(self, encoded: Encoded) -> tuple[Tensor, Tensor]:
         """Return the decoded states (B, T, C) and the layers' auxiliary loss."""
         T = encoded.residual.size(1)
-        x = upsample(encoded.hidden, 2**encoded.pools, T, self.cfg) + encoded.residual
+        x = encoded.hidden  # nothing pooled (one block): nothing to restore
+        if encoded.pools:
+            x = upsample(x, 2**encoded.pools, T, self.cfg) + encoded.residual
         aux = x.new_zeros(())
         relatives = [None] * len(self.blocks) if self.relative is None else list(self.relative)
         for block, relative in zip(self.blocks, relatives, strict=True):

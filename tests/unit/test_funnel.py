@@ -200,3 +200,11 @@ def test_bad_configs_are_one_config_error(changes, message):
         ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
     ):
         validate(ModelFile, {"model": data}, "model.yaml")
+
+
+def test_a_funnel_of_one_block_is_a_plain_encoder():
+    flat = build(block_sizes=[3], n_decoder_layers=0)
+    encoder = build("funnel-classifier", block_sizes=[3])
+    encoder.load_state_dict(flat.state_dict(), strict=False)
+    ids, mask, segments = inputs(15)
+    torch.testing.assert_close(flat(ids, mask, segments).hidden, encoder(ids, mask, segments).hidden)
