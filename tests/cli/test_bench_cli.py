@@ -167,3 +167,13 @@ def test_bad_options_are_one_line_errors(cli, args, expected):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.output
+
+
+@pytest.mark.slow  # a B4-4-4 H768 funnel, built once per probe of the search
+def test_funnel_preset_max_batch_table(cli, tmp_path):
+    cli("bench", "--level", "model", "--preset", "funnel-b4-4-4", "--attention", "softmax impl=sdpa",
+        "--seq-len", "64,128", "--max-batch", "--memory-budget", "1GiB", "--repeats", "1",
+        "--json", tmp_path / "b.json")  # fmt: skip
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(row["n"], row["status"]) for row in rows] == [(64, "ok"), (128, "ok")]
+    assert rows[0]["batch"] >= rows[1]["batch"] >= 1 and all(r["peak_bytes"] <= 1 << 30 for r in rows)
