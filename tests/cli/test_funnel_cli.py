@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 MLM = REPO / "configs" / "mlm" / "tiny-funnel.yaml"
@@ -87,3 +88,23 @@ def test_a_checkpoint_of_another_funnel_is_refused_in_one_line(cli, pretrained, 
     assert refused.exit_code == 2
     (line,) = refused.stderr.strip().splitlines()
     assert "block_sizes" in line and "block_repeats" in line
+
+
+def test_a_hugging_face_funnel_starts_a_run_and_gives_the_sizes_it_leaves_out(cli, sst2, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.FunnelConfig(vocab_size=211, d_model=48, n_head=4, d_head=12, d_inner=52,
+                                       block_sizes=[1, 1], num_decoder_layers=1)  # fmt: skip
+    transformers.FunnelModel(config).save_pretrained(tmp_path / "hf")
+    run = yaml.safe_load(GLUE.read_text())
+    run["model"] = {"kind": "funnel-classifier", "num_labels": 2, "max_seq_length": 16}
+    run["train"] |= {"steps": 3, "init_checkpoint": str(tmp_path / "hf")}
+    run["task"] |= {"train_dir": str(sst2 / "train"), "eval_dir": str(sst2 / "dev")}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    started = cli("train", "--config", tmp_path / "run.yaml", "--model-dir", tmp_path / "m")
+    assert "initialised afresh: pooler.weight, pooler.bias, head.weight, head.bias" in started.stderr
+    assert "left out: decoder." in started.stderr
+    (saved,) = (tmp_path / "m").glob("checkpoint-*/config.yaml")
+    model = yaml.safe_load(saved.read_text())["model"]
+    assert (model["d_model"], model["block_sizes"], model["activation"]) == (48, [1, 1], "gelu_new")
+    cli("eval", "--model-dir", tmp_path / "m", "--json", tmp_path / "eval.json")  # rebuilds the same model
+    assert 0.0 <= json.loads((tmp_path / "eval.json").read_text())["accuracy"] <= 1.0
