@@ -208,3 +208,16 @@ def test_a_funnel_of_one_block_is_a_plain_encoder():
     encoder.load_state_dict(flat.state_dict(), strict=False)
     ids, mask, segments = inputs(15)
     torch.testing.assert_close(flat(ids, mask, segments).hidden, encoder(ids, mask, segments).hidden)
+
+
+@pytest.mark.slow  # torch.export of the whole model
+@pytest.mark.parametrize("kind", ["funnel-classifier", "funnel"])
+def test_exported_funnel_serves_other_batch_sizes(kind):
+    from linctl.export.compile import example_inputs, export_model
+
+    model = build(kind, block_sizes=[1, 1, 1], max_seq_length=17)
+    exported = export_model(model, example_inputs(model.cfg, 3, torch.device("cpu"), seed=0))
+    for batch in (1, 5):
+        inputs = example_inputs(model.cfg, batch, torch.device("cpu"), seed=batch)  # (B, T) each
+        with torch.no_grad():
+            torch.testing.assert_close(exported.module()(*inputs.values()), model(**inputs).hidden)
