@@ -42,6 +42,7 @@ def sst2(cli, data_dir, tiny_shards, tmp_path_factory) -> Path:
     return root / "out"
 
 
+@pytest.mark.slow  # the MLM objective is the encoder's, tested in tests/cli/test_train.py
 def test_mlm_pretraining_trains_and_evaluates(cli, tiny_shards, tmp_path):
     model_dir = pretrain(cli, MLM, tiny_shards, tmp_path / "mlm")
     logged = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]

@@ -53,9 +53,13 @@ def _imported(hf_model, folder: Path):
     return imported, model
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+# Every layout through FunnelModel (its encoder and decoder); FunnelBaseModel with the defaults
+CASES = [pytest.param(False, layout, id=f"FunnelModel-{layout.id}") for layout in LAYOUTS]
+CASES.append(pytest.param(True, LAYOUTS[0].values[0], id="FunnelBaseModel-defaults"))
+
+
+@pytest.mark.parametrize(("base", "layout"), CASES)
 @pytest.mark.parametrize("attention_type", ["relative_shift", "factorized"])
-@pytest.mark.parametrize("base", [False, True], ids=["FunnelModel", "FunnelBaseModel"])
 def test_hidden_states_match_transformers(tmp_path, base, attention_type, layout):
     torch.manual_seed(1)
     cls = transformers.FunnelBaseModel if base else transformers.FunnelModel
