@@ -173,7 +173,8 @@ def test_bad_options_are_one_line_errors(cli, args, expected):
 def test_funnel_max_batch_table(cli, tmp_path):
     funnel = "configs/glue/tiny-funnel.yaml"  # the funnel-b* presets' kind, tiny
     cli("bench", "--level", "model", "--config", funnel, "--attention", "softmax impl=sdpa",
-        "--mode", "train", "--seq-len", "32,64", "--max-batch", "--memory-budget", "16MiB", "--repeats", "1",
+        "--set", "model.vocab_size=211", "--mode", "train", "--seq-len", "32,64", "--max-batch",
+        "--memory-budget", "16MiB", "--repeats", "1",
         "--json", tmp_path / "b.json")  # fmt: skip
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert [(row["n"], row["status"]) for row in rows] == [(32, "ok"), (64, "ok")]

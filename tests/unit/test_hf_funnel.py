@@ -54,7 +54,7 @@ def _imported(hf_model, folder: Path):
 
 
 # Every layout through FunnelModel (its encoder and decoder); FunnelBaseModel with the defaults
-CASES = [pytest.param(False, layout, id=f"FunnelModel-{layout.id}") for layout in LAYOUTS]
+CASES = [pytest.param(False, layout.values[0], id=f"FunnelModel-{layout.id}") for layout in LAYOUTS]
 CASES.append(pytest.param(True, LAYOUTS[0].values[0], id="FunnelBaseModel-defaults"))
 
 
