@@ -7,6 +7,7 @@ which of its fields to sweep and whether it is the baseline others are compared 
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -27,7 +28,9 @@ class AttentionConfig(Strict):
     ``baselines`` names the report columns this kind is the reference of, each with the field values
     of the reference variant (softmax: ``speedup`` against SDPA, ``speedup_eager`` against eager);
     ``model_level_keys`` are keys a model section may give outside ``attention`` to select this kind;
-    ``cross_attention`` says whether the kind can read another input's states (``forward(memory=…)``).
+    ``cross_attention`` says whether the kind can read another input's states (``forward(memory=…)``);
+    ``score_bias`` whether it forms every query-key score and so can add a ``ScoreBias`` to them (a funnel's
+    relative positions and token types).
     The properties below declare what a variant's outputs satisfy, for the tests of those properties.
     """
 
@@ -40,6 +43,7 @@ class AttentionConfig(Strict):
     baselines: ClassVar[dict[str, dict[str, Any]]] = {}
     model_level_keys: ClassVar[tuple[str, ...]] = ()  # keys of a model section that select this kind
     cross_attention: ClassVar[bool] = True
+    score_bias: ClassVar[bool] = False
 
     @property
     def reports_aux_loss(self) -> bool:
@@ -57,6 +61,11 @@ class AttentionConfig(Strict):
     def paper_figures(self, n: int) -> tuple[float | None, float | None]:
         """Return the published (speed-up, memory saving) of this variant at length ``n``, if any."""
         return None, None
+
+
+# Additive scores (B|1, H, T, S) from the per-head queries (B, H, T, D) and keys (B, H, S, D), added to
+# the scaled dot products before the softmax (a funnel's relative-position and token-type terms).
+ScoreBias = Callable[[Tensor, Tensor], Tensor]
 
 
 class AttentionOutput(NamedTuple):
@@ -165,13 +174,17 @@ class MixingAttention(Attention):
         *,
         memory: Tensor | None = None,
         cache: KVCache | None = None,
+        score_bias: ScoreBias | None = None,
     ) -> AttentionOutput:
         """Attend from ``x`` (B, T, C) over ``memory`` (B, S, C), or over ``x`` itself when None.
 
         ``mask`` (B, S) is True at the real positions of what is attended over (None: all are real).
         With ``cache``, self-attention appends this step's keys and values to the cache and attends
         over all of them (causal kinds only); cross-attention computes the memory's once and reuses them.
+        ``score_bias`` adds to the scores (kinds whose config declares ``score_bias`` only).
         """
+        if score_bias is not None and not self.cfg.score_bias:
+            raise ValueError(f"{self.cfg.kind} attention cannot add a score bias (it forms no T×S scores)")
         B, T, C = x.shape
         H = self.n_heads
         if memory is None:
@@ -197,7 +210,8 @@ class MixingAttention(Attention):
                 k, v = kv.view(B, S, 2, H, C // H).permute(2, 0, 3, 1, 4)  # 2 × (B, H, S, D)
                 if cache is not None:
                     cache.extend(k, v)
-        mixed = self.mix(q, k, v, mask)  # (B, H, T, D), or that and an auxiliary loss
+        # (B, H, T, D), or that and an auxiliary loss; only score_bias kinds take the bias
+        mixed = self.mix(q, k, v, mask) if score_bias is None else self.mix(q, k, v, mask, score_bias(q, k))
         y, aux = mixed if isinstance(mixed, tuple) else (mixed, x.new_zeros(()))
         return AttentionOutput(self.out(y.transpose(1, 2).reshape(B, T, C)), aux)
 
@@ -205,7 +219,8 @@ class MixingAttention(Attention):
     def mix(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor | tuple[Tensor, Tensor]:
         """Return each query's mixture of values, (B, H, T, D), and optionally a scalar auxiliary loss.
 
-        Queries are (B, H, T, D), keys and values (B, H, S, D); ``mask`` (B, S) marks real keys.
+        Queries are (B, H, T, D), keys and values (B, H, S, D); ``mask`` (B, S) marks real keys. A kind
+        whose config declares ``score_bias`` also takes ``bias``, scores (B|1, H, T, S) to add.
         """
 
 

@@ -32,6 +32,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "decoder_layers": 0,
     },
 }
+# The Funnel-Transformer README's encoders (fine-tuning: the encoder alone), H768; with --level model only
+# the attention kinds that take their relative-position scores (softmax) run.
+FUNNEL = {"kind": "funnel-classifier", "d_model": 768, "n_heads": 12, "d_ff": 3072}
+PRESETS |= {
+    f"funnel-b{name}": FUNNEL | {"block_sizes": name.replace("-", "_")}
+    for name in ("6-6-6", "6-3x2-3x2", "4-4-4")
+}
 BERT_VOCAB = 30522  # token ids drawn for model-level cases: BERT's uncased WordPiece vocabulary
 
 

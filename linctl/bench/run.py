@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from linctl.attention import ATTENTION, AttentionConfig
 from linctl.bench.case import Case, Result
 from linctl.bench.measure import run_isolated
+from linctl.bench.model import model_config
 from linctl.bench.options import BenchOptions, Variant, config_variants, label_of, model_dims, variants
 from linctl.bench.peers import PEER_MODELS, installed, matches, peer_label
 from linctl.bench.search import largest_batch
@@ -138,6 +139,14 @@ def measure_row(opts: BenchOptions, variant: Variant, case: Case) -> Row:
         attention_config(variant.attention).check_length(case.n)
     except ValueError as err:  # the config was validated by variants(); its length limit was not
         return Row(**fields, batch=0, status="skipped", message=str(err).splitlines()[-1])
+    if case.what == "model":
+        try:
+            model_config(case)
+        except (
+            ValidationError
+        ) as err:  # a model that does not take this attention (a funnel's relative terms)
+            message = err.errors()[0]["msg"].removeprefix("Value error, ").splitlines()[0]
+            return Row(**fields, batch=0, status="skipped", message=message)
     batch = opts.batch_size or 1
     if opts.max_batch:
 

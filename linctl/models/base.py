@@ -22,7 +22,7 @@ from linctl.config.strict import Strict
 class ModelOutput(NamedTuple):
     """What a model's forward returns."""
 
-    hidden: Tensor  # (B, T, C) the last layer's states
+    hidden: Tensor  # (B, T, C) the last layer's states (a funnel encoder's: fewer, pooled, than T)
     aux_loss: Tensor  # () the sum of its layers' auxiliary losses (summed-loss scale); zero when none
     logits: Tensor | None = None  # (B, T, V) for a family whose head is part of its forward
 
@@ -139,6 +139,22 @@ class Classifier(Protocol):
 
     def classify(self, hidden: Tensor) -> Tensor:
         """Return (B, num_labels) outputs from hidden states (B, T, C)."""
+        ...
+
+
+@runtime_checkable
+class ReplacedTokenDetector(Protocol):
+    """A model pretrained as ELECTRA's discriminator, with the small generator that corrupts its input."""
+
+    def generator_logits(
+        self, input_ids: Tensor, attention_mask: Tensor | None, segment_ids: Tensor | None, positions: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Return the generator's vocabulary logits (B, P, V) at ``positions`` (B, P) of the masked
+        input (B, T), and its auxiliary loss."""
+        ...
+
+    def replaced_logits(self, hidden: Tensor) -> Tensor:
+        """Return per-token logits (B, T) that the token was replaced, from the states (B, T, C)."""
         ...
 
 

@@ -94,7 +94,7 @@ def read_hf_bert(folder: Path) -> HfBert:
     """
     folder = Path(folder)
     config = read_hf_config(folder)
-    path, tensors = _read_weights(folder)
+    path, tensors = read_weight_files(folder)
     state, pooler = _convert(tensors, config, path)
     vocab = folder / VOCAB_FILE
     ignored = tuple(name for name in tensors if IGNORED.fullmatch(name))
@@ -104,10 +104,11 @@ def read_hf_bert(folder: Path) -> HfBert:
 def read_hf_config(folder: Path) -> EncoderModel.Config:
     """Return the encoder config of the Hugging Face BERT in ``folder`` (its ``config.json`` only)."""
     path = Path(folder) / CONFIG_FILE
-    return _encoder_config(_read_config(path), path)
+    return _encoder_config(read_config_json(path), path)
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def read_config_json(path: Path) -> dict[str, Any]:
+    """Return the JSON object of a Hugging Face ``config.json``; refuse a missing or malformed one."""
     if not path.is_file():
         raise InputError(f"{path.parent}: not a Hugging Face checkpoint (no {path.name})")
     try:
@@ -161,7 +162,7 @@ def _encoder_config(hf: dict[str, Any], path: Path) -> EncoderModel.Config:
         raise ConfigError(f"{path}: not a valid linctl encoder ({detail})") from None
 
 
-def _read_weights(folder: Path) -> tuple[Path, dict[str, Tensor]]:
+def read_weight_files(folder: Path) -> tuple[Path, dict[str, Tensor]]:
     """Return the weight file (or index) of ``folder`` and its tensors by name, safetensors first."""
     for name in WEIGHT_FILES:
         index = folder / f"{name}.index.json"

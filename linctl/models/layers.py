@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from linctl.attention import ATTENTION, Attention, AttentionConfig
-from linctl.attention.base import KVCache
+from linctl.attention.base import KVCache, ScoreBias
 from linctl.models.base import ModelConfig
 
 
@@ -39,12 +39,17 @@ class Embeddings(nn.Module):
         return self.drop(self.norm(x))
 
 
-ACTIVATIONS = {"gelu": nn.functional.gelu, "relu": nn.functional.relu}
-Activation = Literal["gelu", "relu"]
+def gelu_tanh(x: Tensor) -> Tensor:
+    """GELU's tanh approximation (Hugging Face's ``gelu_new``, the Funnel-Transformer's activation)."""
+    return nn.functional.gelu(x, approximate="tanh")
+
+
+ACTIVATIONS = {"gelu": nn.functional.gelu, "relu": nn.functional.relu, "gelu_new": gelu_tanh}
+Activation = Literal["gelu", "relu", "gelu_new"]
 
 
 class FeedForward(nn.Module):
-    """Position-wise two-layer network: GELU (BERT) or ReLU (fairseq's transformer_lm)."""
+    """Position-wise two-layer network: GELU (BERT), ReLU (fairseq's transformer_lm) or tanh-GELU (Funnel)."""
 
     def __init__(self, d_model: int, d_ff: int, dropout: float, activation: Activation = "gelu") -> None:
         super().__init__()
@@ -87,13 +92,20 @@ class Block(nn.Module):
         memory_mask: Tensor | None = None,
         cache: Any = None,
         memory_cache: KVCache | None = None,
+        source: Tensor | None = None,
+        score_bias: ScoreBias | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Transform (B, T, C); return it and the attention's auxiliary loss.
 
         ``mask`` (B, T) is True at real tokens; ``memory`` (B, S, C) with ``memory_mask`` (B, S) is what
-        the cross-attention reads; the caches hold keys and values while decoding.
+        the cross-attention reads; the caches hold keys and values while decoding. ``source`` (B, S, C)
+        gives the self-attention other keys and values than ``x`` (a funnel's pooled queries read the
+        unpooled states; ``mask`` then marks its real tokens) and ``score_bias`` adds to its scores.
         """
-        x, aux = self._sublayer(self.attention, self.norm1, x, mask=mask, cache=cache)
+        extra: dict[str, Any] = {} if source is None else {"memory": source}
+        if score_bias is not None:
+            extra["score_bias"] = score_bias
+        x, aux = self._sublayer(self.attention, self.norm1, x, mask=mask, cache=cache, **extra)
         if self.cross is not None:
             x, cross_aux = self._sublayer(
                 self.cross, self.norm_cross, x, mask=memory_mask, memory=memory, cache=memory_cache

@@ -3,7 +3,7 @@
 import functools
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -32,9 +32,13 @@ class MlmTask(Task):
         eval_examples: PositiveInt | None = None  # evaluate on the first N examples only
         verify_shards: bool = True  # check every shard's sha256 against the manifest
 
+    # The model capability the objective uses, and the kinds that have it (for the error)
+    needs: ClassVar[tuple[type, str]] = (MaskedLM, "an MLM head (encoder, funnel)")
+
     def __init__(self, cfg: Config, model: ModelConfig, seed: int) -> None:
-        if not issubclass(MODELS.cls(model), MaskedLM):
-            raise ConfigError(f"task mlm needs a model with an MLM head (encoder), not {model.kind}")
+        capability, which = self.needs
+        if not issubclass(MODELS.cls(model), capability):
+            raise ConfigError(f"task {cfg.kind} needs a model with {which}, not {model.kind}")
         self.cfg, self.model_cfg, self.seed = cfg, model, seed
 
     @functools.cached_property

@@ -10,8 +10,8 @@ from linctl.config.strict import Strict
 from linctl.data.options import PREPARE_SCHEMAS
 from linctl.models import MODELS, ModelSpec
 from linctl.models.file import ModelFile
+from linctl.models.hf import importer
 from linctl.models.hf_bert import CONFIG_FILE as HF_CONFIG
-from linctl.models.hf_bert import read_hf_config
 from linctl.runtime.device import DeviceName, Precision
 from linctl.tasks import TaskSpec
 from linctl.train.optim import OptimConfig
@@ -37,11 +37,6 @@ class LoopOptions(Strict):
     init_checkpoint: Path | None = None  # pretrained weights for a fresh run: linctl or Hugging Face BERT
 
 
-# What a Hugging Face config.json gives a run's model section that leaves it out
-HF_SIZES = ("vocab_size", "d_model", "n_heads", "n_layers", "d_ff", "max_seq_length", "segment_vocab_size",
-            "layer_norm_eps", "norm_first")  # fmt: skip
-
-
 class RunConfig(Strict):
     """``linctl train --config X.yaml``."""
 
@@ -54,18 +49,19 @@ class RunConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _sizes_from_hugging_face(cls, data: Any) -> Any:
-        """A run that starts from a Hugging Face BERT folder takes the sizes its model section leaves out
-        from the folder's ``config.json`` (those it states are compared at the warm start), so that train,
-        eval, validate and compile all build the same model."""
+        """A run that starts from a Hugging Face folder (BERT, Funnel) takes the sizes its model section
+        leaves out from the folder's ``config.json`` (those it states are compared at the warm start), so
+        that train, eval, validate and compile all build the same model."""
         sections = (data.get("model"), data.get("train")) if isinstance(data, dict) else ()
         if not sections or not all(isinstance(section, dict) for section in sections):
             return data
         init = data["train"].get("init_checkpoint")
         if init is None or not (Path(init) / HF_CONFIG).is_file():
             return data
-        theirs = read_hf_config(Path(init)).model_dump(mode="json")
+        found = importer(Path(init))
+        theirs = found.config(Path(init)).model_dump(mode="json")
         given = data["model"]
-        sizes = [key for key in HF_SIZES if key not in given and key in _fields(given.get("kind"))]
+        sizes = [key for key in found.sizes if key not in given and key in _fields(given.get("kind"))]
         taken = {key: theirs[key] for key in sizes}
         return {**data, "model": {**given, **taken}}
 

@@ -1,4 +1,4 @@
-"""Start a run from pretrained weights: a linctl checkpoint folder or a Hugging Face BERT folder.
+"""Start a run from pretrained weights: a linctl checkpoint folder or a Hugging Face BERT or Funnel folder.
 
 The checkpoint's model config (a Hugging Face ``config.json``, a linctl checkpoint's ``config.yaml``) must
 compute what the run's model computes: every field that does (sizes, segments, norms, the attention kind and
@@ -20,7 +20,7 @@ from torch import Tensor
 from linctl.atomic import sha256_file
 from linctl.errors import ConfigError, InputError
 from linctl.models import Model, ModelSpec
-from linctl.models.hf_bert import read_hf_bert
+from linctl.models.hf import importer
 from linctl.train.checkpoint import CONFIG_FILE, MODEL_FILE, read_config, read_weights
 
 HF_CONFIG, VOCAB = "config.json", "vocab.txt"
@@ -45,7 +45,8 @@ def warm_start(model: Model, source: Path, data_vocab: Path | None) -> WarmStart
     source = Path(source)
     state, vocab, theirs, unused = _read(source)
     if theirs is not None:
-        _check_config(source, theirs, model.cfg.model_dump(mode="json"))
+        uncompared = importer(source).uncompared if (source / HF_CONFIG).is_file() else frozenset()
+        _check_config(source, theirs, model.cfg.model_dump(mode="json"), uncompared)
     own = model.state_dict()
     stored = _stored_names(own, state)  # this model's name -> the checkpoint's name of the same tensor
     shapes = [
@@ -90,8 +91,11 @@ def _stored_names(own: dict[str, Tensor], state: dict[str, Tensor]) -> dict[str,
     return stored
 
 
-def _check_config(source: Path, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
-    """Refuse a checkpoint whose model computes something else than ``ours``, naming every field."""
+def _check_config(
+    source: Path, theirs: dict[str, Any], ours: dict[str, Any], uncompared: frozenset[str] = frozenset()
+) -> None:
+    """Refuse a checkpoint whose model computes something else than ``ours``, naming every field but
+    ``uncompared`` ones."""
     there, here = _flat(theirs), _flat(ours)
     # the attention's fields are compared whatever kind; the model's only where both families have them
     keys = [key for key in here if key in there or key.startswith("attention.")]
@@ -99,7 +103,7 @@ def _check_config(source: Path, theirs: dict[str, Any], ours: dict[str, Any]) ->
     differ = [
         f"{key}: {_shown(there, key)} there, {_shown(here, key)} here"
         for key in keys
-        if key not in UNCOMPARED and there.get(key, _UNSET) != here.get(key, _UNSET)
+        if key not in UNCOMPARED | uncompared and there.get(key, _UNSET) != here.get(key, _UNSET)
     ]
     if differ:
         raise ConfigError(
@@ -129,17 +133,16 @@ def _read(source: Path) -> tuple[dict[str, Tensor], Path | None, dict[str, Any] 
     """Return the tensors of ``source``, its vocabulary, its model config (None when it has none) and the
     names of its tensors no linctl model uses."""
     if (source / HF_CONFIG).is_file():
-        found = read_hf_bert(source)
-        state = {**found.state_dict, **(found.pooler or {})}
-        return state, found.vocab, found.config.model_dump(mode="json"), list(found.ignored)
+        found = importer(source).read(source)
+        return found.state_dict, found.vocab, found.config.model_dump(mode="json"), list(found.ignored)
     if (source / MODEL_FILE).is_file():
         state = read_weights(source, fix="give another --init-checkpoint")
         vocab = source / VOCAB
         config = _model_config(source) if (source / CONFIG_FILE).is_file() else None
         return state, vocab if vocab.is_file() else None, config, []
     raise InputError(
-        f"--init-checkpoint {source}: neither a linctl checkpoint ({MODEL_FILE}) nor a Hugging Face BERT "
-        f"folder ({HF_CONFIG} with model.safetensors or pytorch_model.bin)"
+        f"--init-checkpoint {source}: neither a linctl checkpoint ({MODEL_FILE}) nor a Hugging Face BERT or "
+        f"Funnel folder ({HF_CONFIG} with model.safetensors or pytorch_model.bin)"
     )
 
 

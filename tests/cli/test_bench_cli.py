@@ -167,3 +167,15 @@ def test_bad_options_are_one_line_errors(cli, args, expected):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.output
+
+
+@pytest.mark.slow  # a worker per probe of the search
+def test_funnel_max_batch_table(cli, tmp_path):
+    funnel = "configs/glue/tiny-funnel.yaml"  # the funnel-b* presets' kind, tiny
+    cli("bench", "--level", "model", "--config", funnel, "--attention", "softmax impl=sdpa",
+        "--set", "model.vocab_size=211", "--mode", "train", "--seq-len", "32,64", "--max-batch",
+        "--memory-budget", "16MiB", "--repeats", "1",
+        "--json", tmp_path / "b.json")  # fmt: skip
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(row["n"], row["status"]) for row in rows] == [(32, "ok"), (64, "ok")]
+    assert rows[0]["batch"] >= rows[1]["batch"] >= 1 and all(r["peak_bytes"] <= 16 << 20 for r in rows)

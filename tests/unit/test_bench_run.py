@@ -107,3 +107,20 @@ def test_several_model_configs_are_whole_model_variants_against_the_first(cases)
 def test_several_model_configs_need_the_model_level():
     with pytest.raises(ValueError, match="add --level model"):
         BenchOptions(config="configs/lm/wt2-transformer.yaml,configs/lm/wt2-primal.yaml")
+
+
+def test_a_funnel_preset_runs_the_attention_kinds_it_takes_and_skips_the_others(cases):
+    opts = BenchOptions(preset="funnel-b6-6-6", level="model", k=[128], seq_len=[64, 512], max_batch=True,
+                        repeats=3, device="cpu")  # fmt: skip
+    rows = {(row.label, row.n): row for row in run_bench(opts).rows}
+    for n in (64, 512):
+        assert rows["softmax impl=sdpa", n].status == "ok" and rows["softmax impl=sdpa", n].batch == 3
+        for label in ("linformer k=128 sharing=layerwise", "primal rank=30 rank_multi=10 ksvd_weight=0.1"):
+            assert rows[label, n].status == "skipped"
+        assert "relative-position scores" in rows["primal rank=30 rank_multi=10 ksvd_weight=0.1", n].message
+    assert {case.label for case in cases if case.what == "model"} == {
+        "softmax impl=sdpa",
+        "softmax impl=eager",
+    }
+    model = next(case.model for case in cases if case.what == "model")
+    assert model["kind"] == "funnel-classifier" and model["block_sizes"] == "6_6_6"

@@ -11,7 +11,7 @@ from torch import Tensor
 from linctl.attention.base import Attention
 from linctl.attention.softmax import SoftmaxAttention
 from linctl.models import MODELS, ModelOutput, ModelSpec
-from linctl.models.base import Classifier, LanguageModel, MaskedLM
+from linctl.models.base import Classifier, LanguageModel, MaskedLM, ReplacedTokenDetector
 from linctl.models.layers import Block, build_stage, run_stage
 
 B, T, C, H, L, V = 3, 16, 32, 4, 2, 97
@@ -23,6 +23,9 @@ EXTRA: dict[str, dict[str, Any]] = {
     "decoder": {},
     "seq2seq": {},
 }
+EXTRA["funnel"] = {"block_sizes": [1, 1]}  # two blocks; the decoder restores the input length
+EXTRA["funnel-electra"] = {"block_sizes": [1, 1]}  # and a generator a quarter as wide
+EXTRA["funnel-classifier"] = {"block_sizes": [2], "num_labels": 3}  # one block: states at the input length
 ATTENTIONS = [
     {"kind": "softmax"},
     {"kind": "linformer", "k": 7, "sharing": "layerwise"},
@@ -79,6 +82,10 @@ def test_heads_are_capabilities_of_the_model_classes():
     assert issubclass(MODELS.classes["classifier"], Classifier)
     assert not issubclass(MODELS.classes["classifier"], MaskedLM)
     assert issubclass(MODELS.classes["decoder"], LanguageModel)
+    assert issubclass(MODELS.classes["funnel"], MaskedLM)
+    assert issubclass(MODELS.classes["funnel-classifier"], Classifier)
+    assert issubclass(MODELS.classes["funnel-electra"], ReplacedTokenDetector)
+    assert not issubclass(MODELS.classes["funnel"], ReplacedTokenDetector)
     assert not issubclass(MODELS.classes["encoder"], LanguageModel)
 
 

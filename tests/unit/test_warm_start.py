@@ -141,5 +141,7 @@ def test_tensors_that_do_not_fit_are_listed(tmp_path):
 
 
 def test_a_folder_that_is_no_checkpoint(tmp_path):
-    with pytest.raises(InputError, match=r"neither a linctl checkpoint .* nor a Hugging Face BERT folder"):
+    with pytest.raises(
+        InputError, match=r"neither a linctl checkpoint .* nor a Hugging Face BERT or Funnel folder"
+    ):
         warm_start(build("classifier"), tmp_path, data_vocab=None)
