@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -58,12 +58,17 @@ def every_byte(out: Path) -> dict[str, object]:
 
 @dataclass
 class Writer:
-    """A linctl command that writes ``out``; ``compared`` turns an output folder into what must match."""
+    """A linctl command that writes ``out``, from the ``inputs`` fixture's files; ``compared`` turns an
+    output folder into what must match."""
 
     name: str
-    args: Callable[[Path], list[object]]
+    recipe: Callable[[dict[str, Path], Path], list[object]]  # (inputs, out) -> the command's arguments
     compared: Callable[[Path], dict[str, object]] = every_byte
     points: int = POINTS
+    inputs: dict[str, Path] = field(default_factory=dict)
+
+    def args(self, out: Path) -> list[object]:
+        return self.recipe(self.inputs, out)
 
 
 def without_timings(out: Path) -> dict[str, object]:
@@ -108,43 +113,44 @@ def inputs(tmp_path_factory, data_dir, tiny_shards) -> dict[str, Path]:
     return {"root": root, "vocab": data_dir / "bert-vocab" / "bert-base-uncased-vocab.txt", **tiny_shards}
 
 
-def writers(inputs: dict[str, Path]) -> dict[str, Writer]:
-    root, vocab, tiny = inputs["root"], inputs["vocab"], REPO / "configs" / "mlm" / "tiny.yaml"
-    # fmt: off
-    mlm = ["prepare", "mlm", "--metadata-files", root / "meta.txt", "--vocab-file", vocab, "--do-lower-case",
-           "--max-seq-length", 64, "--single-sentence-per-line", "--multiple-docs-in-single-file",
-           "--dupe-factor", 2, "--num-output-files", 4, "--seed", 3]
-    train = ["train", "--config", tiny, "--set", f"task.train_dir={inputs['train']}",
-             "--set", f"task.eval_dir={inputs['eval']}", "--set", "train.steps=24",
-             "--set", "train.deterministic=true"]
-    found = [
-        Writer("prepare wikicorpus", lambda out: [
-            "prepare", "wikicorpus", "--input", root / "wikitext.txt", "--output-dir", out,
-            "--num-parts", 3, "--eval-articles", 2, "--workers", 2]),
-        Writer("prepare vocab", lambda out: [
-            "prepare", "vocab", "--metadata-files", root / "meta.txt", "--output-dir", out,
-            "--vocab-size", 600, "--do-lower-case", "--workers", 2]),
-        Writer("prepare mlm --workers 1", lambda out: [*mlm, "--workers", 1, "--output-dir", out]),
-        Writer("prepare mlm --workers 2", lambda out: [*mlm, "--workers", 2, "--output-dir", out]),
-        Writer("prepare wikitext", lambda out: [
-            "prepare", "wikitext", "--input", root / "wikitext", "--output-dir", out]),
-        Writer("prepare glue", lambda out: [
-            "prepare", "glue", "--task", "SST-2", "--input", root / "SST-2", "--vocab-file", vocab,
-            "--do-lower-case", "--max-seq-length", 64, "--output-dir", out]),
-        Writer("train, checkpoints due", lambda out: [
-            *train, "--set", "train.checkpoint_every=4", "--model-dir", out], without_timings),
-        Writer("train, last step only", lambda out: [
-            *train, "--set", "train.checkpoint_every=0", "--model-dir", out], without_timings),
-        Writer("compile", lambda out: ["compile", "--config", tiny, "--set", f"model_dir={out}"],
-               compile_package, points=4),
-    ]
-    # fmt: on
-    return {w.name: w for w in found}
+TINY = REPO / "configs" / "mlm" / "tiny.yaml"
 
 
-NAMES = ["prepare wikicorpus", "prepare vocab", "prepare mlm --workers 1", "prepare mlm --workers 2",
-         "prepare wikitext", "prepare glue", "train, checkpoints due", "train, last step only",
-         "compile"]  # fmt: skip
+def mlm(inputs: dict[str, Path], out: Path, workers: int) -> list[object]:
+    return ["prepare", "mlm", "--metadata-files", inputs["root"] / "meta.txt",
+            "--vocab-file", inputs["vocab"], "--do-lower-case", "--max-seq-length", 64,
+            "--single-sentence-per-line", "--multiple-docs-in-single-file", "--dupe-factor", 2,
+            "--num-output-files", 4, "--seed", 3, "--workers", workers, "--output-dir", out]  # fmt: skip
+
+
+def train(inputs: dict[str, Path], out: Path, checkpoint_every: int) -> list[object]:
+    return ["train", "--config", TINY, "--set", f"task.train_dir={inputs['train']}",
+            "--set", f"task.eval_dir={inputs['eval']}", "--set", "train.steps=24",
+            "--set", "train.deterministic=true", "--set", f"train.checkpoint_every={checkpoint_every}",
+            "--model-dir", out]  # fmt: skip
+
+
+# fmt: off
+WRITERS = {w.name: w for w in [
+    Writer("prepare wikicorpus", lambda i, out: [
+        "prepare", "wikicorpus", "--input", i["root"] / "wikitext.txt", "--output-dir", out,
+        "--num-parts", 3, "--eval-articles", 2, "--workers", 2]),
+    Writer("prepare vocab", lambda i, out: [
+        "prepare", "vocab", "--metadata-files", i["root"] / "meta.txt", "--output-dir", out,
+        "--vocab-size", 600, "--do-lower-case", "--workers", 2]),
+    Writer("prepare mlm --workers 1", lambda i, out: mlm(i, out, workers=1)),
+    Writer("prepare mlm --workers 2", lambda i, out: mlm(i, out, workers=2)),
+    Writer("prepare wikitext", lambda i, out: [
+        "prepare", "wikitext", "--input", i["root"] / "wikitext", "--output-dir", out]),
+    Writer("prepare glue", lambda i, out: [
+        "prepare", "glue", "--task", "SST-2", "--input", i["root"] / "SST-2", "--vocab-file", i["vocab"],
+        "--do-lower-case", "--max-seq-length", 64, "--output-dir", out]),
+    Writer("train, checkpoints due", lambda i, out: train(i, out, checkpoint_every=4), without_timings),
+    Writer("train, last step only", lambda i, out: train(i, out, checkpoint_every=0), without_timings),
+    Writer("compile", lambda i, out: ["compile", "--config", TINY, "--set", f"model_dir={out}"],
+           compile_package, points=4),
+]}
+# fmt: on
 
 
 def linctl(args: list[object], trace: list[str] = ()) -> list[str]:
@@ -207,7 +213,7 @@ def references(inputs, tmp_path_factory) -> Callable[[str], Reference]:
 
     def reference(name: str) -> Reference:
         if name not in made:
-            made[name] = uninterrupted(writers(inputs)[name], root / name.replace(" ", "_"))
+            made[name] = uninterrupted(replace(WRITERS[name], inputs=inputs), root / name.replace(" ", "_"))
         return made[name]
 
     return reference
@@ -278,9 +284,9 @@ def moments(reference: Reference, count: int) -> list[float]:
     return [first + (last - first) * (i + 0.5) / count for i in range(count)]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", list(WRITERS))
 def test_sigkill_anywhere_then_rerun_gives_the_same_output(name, inputs, references, tried, tmp_path):
-    writer, reference = writers(inputs)[name], references(name)
+    writer, reference = replace(WRITERS[name], inputs=inputs), references(name)
     for i, moment in enumerate(moments(reference, writer.points)):
 
         def kill(proc, begun, moment=moment):
@@ -291,9 +297,9 @@ def test_sigkill_anywhere_then_rerun_gives_the_same_output(name, inputs, referen
         stop_and_rerun(writer, reference, out, linctl(writer.args(out)), kill, "SIGKILL, moment", tried)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", list(WRITERS))
 def test_sigkill_at_each_rename_then_rerun_gives_the_same_output(name, inputs, references, tried, tmp_path):
-    writer, reference = writers(inputs)[name], references(name)
+    writer, reference = replace(WRITERS[name], inputs=inputs), references(name)
     assert reference.renames > 0
     for n in range(1, reference.renames + 1):
         out = tmp_path / f"rename-{n}"
@@ -304,12 +310,12 @@ def test_sigkill_at_each_rename_then_rerun_gives_the_same_output(name, inputs, r
         assert proc.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), f"rename {n}: not killed"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", list(WRITERS))
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_or_sigterm_anywhere_exits_in_one_line_and_the_rerun_resumes(
     name, signum, inputs, references, tried, tmp_path
 ):
-    writer, reference = writers(inputs)[name], references(name)
+    writer, reference = replace(WRITERS[name], inputs=inputs), references(name)
     word, code = ("interrupted", 130) if signum == signal.SIGINT else ("terminated", 143)
     for i, moment in enumerate(moments(reference, POINTS_GRACEFUL)):
 
@@ -339,7 +345,7 @@ def test_prepare_mlm_killed_at_half_time_and_rerun_at_once_twenty_times(data_dir
              "--output-dir", corpus, "--num-parts", 4, "--eval-articles", 0]  # fmt: skip
     run(linctl(split), tmp_path / "corpus.log")
     vocab = data_dir / "bert-vocab" / "bert-base-uncased-vocab.txt"
-    writer = Writer("prepare mlm, WikiText-2 train", lambda out: [
+    writer = Writer("prepare mlm, WikiText-2 train", lambda _, out: [
         "prepare", "mlm", "--metadata-files", corpus / "metadata.txt", "--vocab-file", vocab,
         "--do-lower-case", "--max-seq-length", 128, "--dupe-factor", 2, "--num-output-files", 4,
         "--seed", 3, "--multiple-docs-in-single-file", "--single-sentence-per-line", "--workers", 2,
