@@ -52,6 +52,7 @@ def claim_output_dir(
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"--output-dir {folder}: exists and is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(folder)  # what a killed run left, its claim's own temporary file included
     wanted = {"kind": kind, "options": _compared(jsonable(options), ignore)}
     for marker in (MANIFEST, PENDING):
         path = folder / marker
@@ -63,7 +64,6 @@ def claim_output_dir(
             if marker == MANIFEST and all((folder / name).is_file() for name in found.get("files", {})):
                 return found
             # A killed run, or a finished one that lost files: resume, keeping the complete files there.
-            remove_stale_tmp(folder)
             resumed = {"kind": kind, "options": found["options"], "owner": _owner()}
             write_text_atomic(folder / PENDING, json.dumps(resumed, indent=2))
             if marker == MANIFEST:
@@ -75,7 +75,6 @@ def claim_output_dir(
             f"--output-dir {folder}: holds {strays[0]} (and {len(strays) - 1} more) not made by linctl "
             f"prepare {kind}; use an empty folder"
         )
-    remove_stale_tmp(folder)  # a run killed as it wrote its claim left the claim's temporary file
     claim = {"kind": kind, "options": jsonable(options), "owner": _owner()}
     write_text_atomic(folder / PENDING, json.dumps(claim, indent=2))
     return None

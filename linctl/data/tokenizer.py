@@ -6,14 +6,14 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+from tokenizers import Tokenizer, models, pre_tokenizers
 
 from linctl.atomic import atomic_path
 from linctl.data.inputs import read_metadata
 from linctl.data.manifest import claimed_output_dir
 from linctl.data.options import VocabOptions
 from linctl.data.sources.textfile import read_lines
-from linctl.data.wordpiece_training import count_words, train_wordpiece
+from linctl.data.wordpiece_training import bert_normalizer, count_words, train_wordpiece
 from linctl.errors import InputError
 from linctl.progress import warn
 
@@ -82,9 +82,7 @@ class WordPieceVocab:
         """Return a Rust WordPiece tokenizer with BERT's normalization (no special tokens are added)."""
         model = models.WordPiece(self.ids, unk_token="[UNK]", max_input_chars_per_word=100)
         tok = Tokenizer(model)
-        tok.normalizer = normalizers.BertNormalizer(
-            clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=self.lowercase
-        )
+        tok.normalizer = bert_normalizer(self.lowercase)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         return tok
 

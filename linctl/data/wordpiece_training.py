@@ -49,10 +49,16 @@ def count_words(files: Sequence[Path], lowercase: bool, workers: int) -> Counter
     return counts
 
 
-def _count_file(path: Path, lowercase: bool) -> Counter[str]:
-    normalizer = normalizers.BertNormalizer(
+def bert_normalizer(lowercase: bool) -> normalizers.Normalizer:
+    """Return BERT's normalizer: control characters out, CJK characters spaced, and for an uncased
+    vocabulary lower-casing with accents stripped."""
+    return normalizers.BertNormalizer(
         clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
     )
+
+
+def _count_file(path: Path, lowercase: bool) -> Counter[str]:
+    normalizer = bert_normalizer(lowercase)
     pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     counts: Counter[str] = Counter()
     for line in read_lines(path):
