@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import traceback
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NoReturn
 
 import typer
@@ -15,7 +16,7 @@ from typer.core import TyperGroup
 from linctl.errors import LinctlError
 
 EXIT_EXPECTED = 2  # bad input, config or output folder: the message says what to fix
-EXIT_BUG = 1  # anything else: a bug in linctl
+EXIT_BUG = 1  # anything else: a bug in linctl, or a worker process killed from outside
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM  # the shell's codes: 130, 143
 # Errors of a write to standard output that are the destination's, not linctl's: closed pipe, full disk.
 WRITE_ERRORS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
@@ -68,6 +69,12 @@ class LinctlGroup(TyperGroup):
             stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
             _report(f"{stopped}: finished output files are kept; run the same command again to resume")
             raise typer.Exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED) from None
+        except BrokenProcessPool:
+            _report(
+                "error: a worker process of this run died (killed from outside, or out of memory); "
+                "finished output files are kept; run the same command again to resume"
+            )
+            raise typer.Exit(EXIT_BUG) from None
         except Exception as exc:
             if type(exc).__module__.startswith("typer"):  # typer's (vendored click's) own exit and usage flow
                 raise

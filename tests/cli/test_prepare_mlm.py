@@ -435,3 +435,22 @@ def test_ctrl_c_of_a_pooled_run_prints_one_line_and_exits_130(tmp_path, corpus, 
     assert proc.returncode == 130
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert stderr.count("interrupted") == 1 and stderr.startswith("interrupted: ")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_killed_from_outside_ends_the_run_in_one_line_and_the_rerun_completes(
+    tmp_path, corpus, cased_vocab, cli
+):
+    proc, children = start_pooled_run(tmp_path, corpus, cased_vocab)
+    worker = next(pid for pid in children if b"spawn_main" in read_proc(pid, "cmdline"))
+    os.kill(worker, signal.SIGKILL)  # what the out-of-memory killer does
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert stderr.strip() == (
+        "error: a worker process of this run died (killed from outside, or out of memory); "
+        "finished output files are kept; run the same command again to resume"
+    )
+    cli("prepare", "mlm", "--metadata-files", corpus, "--vocab-file", cased_vocab, "--output-dir",
+        tmp_path / "out", "--workers", 2, "--multiple-docs-in-single-file", "--single-sentence-per-line",
+        "--dupe-factor", 40)  # fmt: skip  # the same command
+    ShardSet(tmp_path / "out")

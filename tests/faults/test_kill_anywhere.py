@@ -5,8 +5,12 @@ Each writer runs once uninterrupted (the reference), then again into fresh folde
 
 * ``SIGKILL`` at ``POINTS`` moments spread evenly over the stretch in which the reference wrote: from the
   moment its output folder appeared to its exit (before that a run has written nothing to lose);
-* ``SIGKILL`` as the main process enters each of its renames (``strace`` injects the signal there: the
-  file is complete under its temporary name and not yet in place);
+* ``SIGKILL`` as a process enters a rename (``strace -f`` injects the signal there: the file is complete
+  under its temporary name and not yet in place). strace counts each process's calls of each rename
+  syscall, so the kill comes at the n-th ``rename`` (or ``renameat``, ``renameat2``) of every process
+  at once, for every n up to the most calls one process made. Each rename of the main process is thus
+  hit, unless a worker reaches its own n-th first: that worker dies, and the run ends with its one-line
+  error;
 * ``SIGINT`` to the process group (a terminal's Ctrl-C) and ``SIGTERM`` to the process (``kill PID``) at
   ``POINTS_GRACEFUL`` moments: exit 130 or 143 and the one line saying so, no traceback.
 
@@ -18,11 +22,13 @@ package is compared by its files and report, without timings: the AOTInductor sh
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -201,7 +207,8 @@ def leftovers(out: Path) -> list[str]:
 class Reference:
     compared: dict[str, object]
     writing: tuple[float, float]  # seconds after start: the output folder appeared, the run exited
-    renames: int  # renames of the main process
+    renames: Counter[str]  # per rename syscall: the most calls one process made
+    main_renames: Counter[str]  # per rename syscall: the main process's calls
 
 
 @pytest.fixture(scope="module")
@@ -224,13 +231,32 @@ def uninterrupted(writer: Writer, out: Path) -> Reference:
     then once more under strace counting its renames; all three outputs must agree."""
     runs = [timed_run(writer, folder) for folder in (out, out.parent / f"{out.name}-again")]
     traced, calls = out.parent / f"{out.name}-traced", out.parent / f"{out.name}.strace"
-    trace = ["strace", "-qq", "-o", str(calls), "-e", f"trace={RENAMES}"]
+    trace = ["strace", "-f", "-qq", "-o", str(calls), "-e", f"trace=execve,{RENAMES}"]
     run(linctl(writer.args(traced), trace), out.parent / f"{traced.name}.log")
-    renames = sum(line.rstrip().endswith("= 0") for line in calls.read_text().splitlines())
     compared = writer.compared(out)
     for other in (out.parent / f"{out.name}-again", traced):
         assert writer.compared(other) == compared  # the suite's premise: every run gives one output
-    return Reference(compared, min(runs, key=lambda span: span[1]), renames)
+    return Reference(compared, min(runs, key=lambda span: span[1]), *renames(calls))
+
+
+def renames(calls: Path) -> tuple[Counter[str], Counter[str]]:
+    """From ``strace -f`` output: per rename syscall, the most calls one process made, and the calls of the
+    main process (the first to exec)."""
+    per_process: dict[str, Counter[str]] = {}
+    main = None
+    for line in calls.read_text().splitlines():
+        call = re.match(r"(\d+) +(\w+)\(", line)
+        if call is None:
+            continue  # a signal, an exit or a resumed call
+        pid, name = call.groups()
+        if name == "execve":
+            main = main or pid
+        else:
+            per_process.setdefault(pid, Counter())[name] += 1
+    most = Counter()
+    for counts in per_process.values():
+        most |= counts  # the larger count of each syscall
+    return most, per_process.get(main, Counter())
 
 
 def timed_run(writer: Writer, out: Path) -> tuple[float, float]:
@@ -300,14 +326,22 @@ def test_sigkill_anywhere_then_rerun_gives_the_same_output(name, inputs, referen
 @pytest.mark.parametrize("name", list(WRITERS))
 def test_sigkill_at_each_rename_then_rerun_gives_the_same_output(name, inputs, references, tried, tmp_path):
     writer, reference = replace(WRITERS[name], inputs=inputs), references(name)
-    assert reference.renames > 0
-    for n in range(1, reference.renames + 1):
-        out = tmp_path / f"rename-{n}"
-        inject = ["strace", "-qq", "-o", "/dev/null", "-e", f"trace={RENAMES}",
-                  "-e", f"inject={RENAMES}:signal=KILL:when={n}"]  # fmt: skip
-        proc = stop_and_rerun(writer, reference, out, linctl(writer.args(out), inject), lambda p, b: None,
-                              "SIGKILL, rename", tried)  # fmt: skip
-        assert proc.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), f"rename {n}: not killed"
+    assert reference.main_renames.total() > 0
+    for syscall, most in sorted(reference.renames.items()):
+        for n in range(1, most + 1):
+            out = tmp_path / f"{syscall}-{n}"
+            inject = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={syscall}",
+                      "-e", f"inject={syscall}:signal=KILL:when={n}"]  # fmt: skip
+            proc = stop_and_rerun(writer, reference, out, linctl(writer.args(out), inject),
+                                  lambda p, b: None, "SIGKILL, rename", tried)  # fmt: skip
+            stderr = (out.parent / f"{out.name}.log").read_text()
+            killed = proc.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL)
+            worker_died = proc.returncode == 1 and stderr.startswith(
+                "error: a worker process of this run died"
+            )
+            assert killed or worker_died or (proc.returncode == 0 and n > reference.main_renames[syscall]), (
+                f"{syscall} {n}: exit {proc.returncode}, {stderr}"
+            )
 
 
 @pytest.mark.parametrize("name", list(WRITERS))
