@@ -76,4 +76,5 @@ def compile_model(
         rows[f"check: max |compiled - eager| (B={checked['batch']})"] = checked["max_abs_diff"]
     if report["warnings"]:
         rows["torch warnings (in compile-report.json)"] = len(report["warnings"])
-    print_summary(f"compile → {result.output}", rows)
+    done = " (already complete: the folder holds this package)" if result.already_complete else ""
+    print_summary(f"compile → {result.output}{done}", rows)

@@ -69,6 +69,7 @@ class CompileResult:
 
     output: Path
     report: dict[str, Any]
+    already_complete: bool = False  # the folder held this package already: nothing was compiled
 
 
 def read_source(path: Path, overrides: list[str]) -> Source:
@@ -99,21 +100,49 @@ def trace_batch(batch_size: int | None, source: Source) -> int:
     return max(batch, 2)
 
 
-def claim_output(output: Path, force: bool) -> None:
+def claim_output(
+    output: Path, force: bool, request: dict[str, Any] | None = None, check: bool = False
+) -> dict[str, Any] | None:
     """Refuse an existing ``output`` unless ``force``; delete temporary folders a killed compile left.
 
+    A package compiled from the same ``request`` (the report's fields that do not depend on the run;
+    with ``check``, a checked one) is no reason to refuse: its report is returned, and the rerun of a
+    finished compile does nothing.
     Even ``force`` replaces only an earlier package or an empty folder, never another kind of folder.
     """
     check_writable_folder(output, "--output-dir")
-    if output.exists() and not force:
-        raise OutputError(f"{output} exists; choose another --output-dir, or add --force to replace it")
-    if output.exists() and not (output / REPORT).is_file() and (output.is_file() or any(output.iterdir())):
-        raise OutputError(
-            f"{output} exists and is not a package of linctl compile (no {REPORT}); "
-            f"--force replaces only those: choose another --output-dir"
-        )
     for stray in output.parent.glob(f"{output.name}{TMP_MARK}*"):
         remove(stray)
+    if not output.exists():
+        return None
+    if not (output / REPORT).is_file() and (output.is_file() or any(output.iterdir())):
+        raise OutputError(
+            f"{output} exists and is not a package of linctl compile (no {REPORT}); "
+            f"{'--force replaces only those: ' if force else ''}choose another --output-dir"
+        )
+    if force:
+        return None
+    earlier = _read_report(output / REPORT) if (output / REPORT).is_file() else {}
+    differing = [key for key, value in (request or {}).items() if earlier.get(key) != value]
+    if check and earlier.get("check") is None:
+        differing.append("check")
+    if request is not None and not differing:
+        return earlier
+    if request is not None and len(differing) < len(request):  # a package made by another request
+        raise OutputError(
+            f"{output} holds a package compiled with another {', '.join(differing)}; "
+            f"choose another --output-dir, or add --force to replace it"
+        )
+    raise OutputError(f"{output} exists; choose another --output-dir, or add --force to replace it")
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    """Return an earlier package's report, or {} when it cannot be read as one."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return report if isinstance(report, dict) else {}
 
 
 def build_model(model_cfg: Any, device: torch.device, seed: int, checkpoint: Path | None) -> nn.Module:
@@ -235,14 +264,32 @@ def compile_config(
     """
     source = read_source(config, overrides)
     target = Path(output) if output is not None else source.output
-    claim_output(target, force)
     cfg = source.model
     batch = trace_batch(batch_size, source)
+    inputs = example_inputs(cfg, batch, backend.device, source.seed)
+    request = {  # what the package is made from; a package of the same request is already complete
+        "linctl": linctl.__version__,
+        "torch": torch.__version__,
+        "backend": backend.name,
+        "compile_path": backend.compile_path,
+        "config": str(config),
+        "overrides": list(overrides),
+        "weights": f"checkpoint {checkpoint}" if checkpoint else f"initialised with seed {source.seed}",
+        "dtype": "float32",
+        "model": cfg.model_dump(mode="json"),
+        "inputs": {  # in the order the package takes them
+            name: {"shape": list(tensor.shape), "dtype": str(tensor.dtype).removeprefix("torch.")}
+            for name, tensor in inputs.items()
+        },
+        "dynamic_dims": {"batch": {"min": 1, "max": MAX_BATCH, "inputs": dict.fromkeys(inputs, 0)}},
+    }
+    earlier = claim_output(target, force, request, check)
+    if earlier is not None:
+        return CompileResult(target, earlier, already_complete=True)
     times: dict[str, float] = {}
 
     with _stage("build", times, progress):
         model = build_model(cfg, backend.device, source.seed, checkpoint)
-    inputs = example_inputs(cfg, batch, backend.device, source.seed)
     with atomic_folder(target) as tmp:
         with warnings.catch_warnings(record=True) as caught:
             with _stage("export", times, progress):
@@ -255,20 +302,7 @@ def compile_config(
                     checked = _check(tmp / PACKAGE, model, cfg, backend.device, batch, source.seed)
         report = {
             "schema_version": SCHEMA_VERSION,
-            "linctl": linctl.__version__,
-            "torch": torch.__version__,
-            "backend": backend.name,
-            "compile_path": backend.compile_path,
-            "config": str(config),
-            "overrides": list(overrides),
-            "weights": f"checkpoint {checkpoint}" if checkpoint else f"initialised with seed {source.seed}",
-            "dtype": "float32",
-            "model": cfg.model_dump(mode="json"),
-            "inputs": {  # in the order the package takes them
-                name: {"shape": list(tensor.shape), "dtype": str(tensor.dtype).removeprefix("torch.")}
-                for name, tensor in inputs.items()
-            },
-            "dynamic_dims": {"batch": {"min": 1, "max": MAX_BATCH, "inputs": dict.fromkeys(inputs, 0)}},
+            **request,
             "stage_s": times,
             "graph": graph_stats(exported),
             "parameters": sum(p.numel() for p in model.parameters()),

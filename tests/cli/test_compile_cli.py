@@ -111,6 +111,26 @@ def refuse_to_build(*args, **kwargs):
     raise AssertionError("a model was built")
 
 
+@pytest.mark.slow
+def test_a_rerun_of_a_finished_compile_does_nothing_and_another_request_is_refused(
+    cli, compiled, monkeypatch
+):
+    folder = compiled["softmax"]["folder"]
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    monkeypatch.setattr("linctl.export.compile.build_model", refuse_to_build)
+    args = ["compile", "--config", TINY, "--set", f"model_dir={folder.parent}", *VARIANTS["softmax"]]
+    for checked in (["--check"], []):  # the same command; and without --check, which a checked package meets
+        again = cli(*args, *checked)
+        assert "(already complete: the folder holds this package)" in " ".join(again.stdout.split())
+    refused = cli(*args, "--set", "model.n_heads=2", ok=False)
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == (
+        f"error: {folder} holds a package compiled with another overrides, model; "
+        "choose another --output-dir, or add --force to replace it"
+    )
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
 def test_existing_folder_is_refused_before_any_model_is_built(cli, monkeypatch, tmp_path):
     monkeypatch.setattr("linctl.export.compile.build_model", refuse_to_build)
     folder = tmp_path / "pkg"
