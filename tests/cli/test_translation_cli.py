@@ -110,7 +110,7 @@ def test_prepare_wmt14_finds_train_one_folder_down_and_keeps_all_of_newstest2014
     result = cli("prepare", "wmt14", "--input", data_dir / "wmt14-en-de", "--output-dir", tmp_path / "wmt",
                  "--vocab-size", 500, "--valid", "")  # fmt: skip
     assert result.exit_code == 0
-    assert len(ParallelShards(tmp_path / "wmt" / "train")) == 9610  # train-sample-10k-bpe/, less 390 filtered pairs
+    assert len(ParallelShards(tmp_path / "wmt" / "train")) == 9610  # train-sample-10k-bpe/ less 390
     assert len(ParallelShards(tmp_path / "wmt" / "test")) == 3003
 
 
