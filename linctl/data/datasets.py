@@ -74,7 +74,8 @@ class Dataset:
     """A dataset: its remote files, the files it leaves under the data folder, and its licence.
 
     ``local_copy`` tells whether the data folder holds the dataset in another layout that ``prepare`` reads
-    (the files of ../shared/data, for instance).
+    (the files of ../shared/data, for instance); ``assemble`` makes the expected files from the downloaded
+    ones where they are not simply unpacked.
     """
 
     name: str
@@ -82,6 +83,7 @@ class Dataset:
     expects: tuple[str, ...]
     licence: str
     local_copy: Callable[[Path], bool] | None = field(default=None, compare=False)
+    assemble: Callable[[Path], None] | None = field(default=None, compare=False)
 
     def present(self, root: Path) -> bool:
         """Return True when ``root`` holds every file of the dataset, downloaded or as a local copy."""
@@ -106,6 +108,8 @@ def acquire(dataset: Dataset, root: Path) -> bool:
         return False
     for remote in dataset.remotes:
         _install(dataset, remote, root)
+    if dataset.assemble is not None:
+        dataset.assemble(root)
     missing = [path for path in dataset.expects if not (root / path).is_file()]
     if missing:
         raise DownloadError(
@@ -185,7 +189,7 @@ def _safe(name: str, archive: Path) -> Path:
     return path
 
 
-SEGMENT = re.compile(rb"<seg[^>]*>(.*)</seg>")
+SEGMENT = re.compile(r"<seg[^>]*>(.*)</seg>")
 
 
 def _write(dest: Path, read: Callable[[], object], sgm: bool) -> None:
@@ -193,10 +197,34 @@ def _write(dest: Path, read: Callable[[], object], sgm: bool) -> None:
         if not sgm:
             shutil.copyfileobj(src, out)  # type: ignore[arg-type]
             return
+        # Each <seg> line's text, stripped and with runs of white space made one space, as sacrebleu
+        # extracts WMT's SGML test sets, so that references are the ones BLEU scores are reported on.
         for line in src:  # type: ignore[attr-defined]
-            found = SEGMENT.search(line)
+            found = SEGMENT.search(line.decode("utf-8"))
             if found:
-                out.write(found.group(1).strip() + b"\n")
+                out.write((" ".join(found.group(1).split()) + "\n").encode("utf-8"))
+
+
+def _mrpc_splits(root: Path) -> None:
+    """Write GLUE's MRPC train/dev/test.tsv from Microsoft's two files, as GLUE's download script does:
+    the pairs listed in GLUE's dev_ids.tsv are dev, the other training pairs train; test gets an index."""
+    folder = root / "glue" / "MRPC"
+    dev_ids = {tuple(line.split("\t")) for line in _lines(folder / "dev_ids.tsv")}
+    header, *rows = _lines(folder / "msr_paraphrase_train.txt")
+    split = {"dev": [header], "train": [header]}
+    for row in rows:
+        split["dev" if tuple(row.split("\t")[1:3]) in dev_ids else "train"].append(row)
+    _, *tests = _lines(folder / "msr_paraphrase_test.txt")
+    columns = header.split("\t")[1:]
+    split["test"] = ["\t".join(["index", *columns])]
+    split["test"] += [f"{i}\t" + "\t".join(row.split("\t")[1:]) for i, row in enumerate(tests)]
+    for name, lines in split.items():
+        with atomic_path(folder / f"{name}.tsv") as tmp:
+            tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def _lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # ---- local copies: the layouts `prepare` reads besides the downloaded one ---------------------------------
@@ -242,6 +270,7 @@ def _parallel_copy(
 WIKITEXT = "https://s3.amazonaws.com/research.metamind.io/wikitext"
 WIKITEXT_LICENCE = "CC BY-SA 3.0 (text from Wikipedia)"
 GLUE = "https://dl.fbaipublicfiles.com/glue/data"
+SENTEVAL = "https://dl.fbaipublicfiles.com/senteval/senteval_data"
 
 
 def _wikitext(name: str, zip_name: str, digest: str, size: int) -> Dataset:
@@ -297,6 +326,32 @@ DATASETS: dict[str, Dataset] = {
             "glue-sst2", "SST-2.zip", "SST-2",
             "d67e16fb55739c1b32cdce9877596db1c127dc322d93c082281f64057c16deaa", 7_439_277,
             "research use (SST: no licence stated)",
+        ),
+        # MRPC: the files GLUE's download script fetches (Microsoft's release as SentEval mirrors it, and
+        # GLUE's dev split); sha256, sizes: huggingface/datasets, datasets/glue/dataset_infos.json ("mrpc").
+        Dataset(
+            "glue-mrpc",
+            (
+                Remote(
+                    f"{GLUE}/mrpc_dev_ids.tsv", "sha256",
+                    "971d7767d81b997fd9060ade0ec23c4fc31cbb226a55d1bd4a1bac474eb81dc7", 6_222,
+                    keep="glue/MRPC/dev_ids.tsv",
+                ),
+                Remote(
+                    f"{SENTEVAL}/msr_paraphrase_train.txt", "sha256",
+                    "60a9b09084528f0673eedee2b69cb941920f0b8cd0eeccefc464a98768457f89", 1_047_044,
+                    keep="glue/MRPC/msr_paraphrase_train.txt",
+                ),
+                Remote(
+                    f"{SENTEVAL}/msr_paraphrase_test.txt", "sha256",
+                    "a04e271090879aaba6423d65b94950c089298587d9c084bf9cd7439bd785f784", 441_275,
+                    keep="glue/MRPC/msr_paraphrase_test.txt",
+                ),
+            ),
+            ("glue/MRPC/train.tsv", "glue/MRPC/dev.tsv", "glue/MRPC/test.tsv"),
+            "Microsoft Research Shared Source Licence (non-commercial)",
+            _glue_copy("MRPC"),
+            _mrpc_splits,
         ),
         _glue(
             "glue-stsb", "STS-B.zip", "STS-B",

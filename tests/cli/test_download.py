@@ -4,13 +4,15 @@ import hashlib
 import http.server
 import io
 import re
+import shutil
 import socket
+import tarfile
 import threading
 import zipfile
 
 import pytest
 
-from linctl.data.datasets import DATASETS, Dataset, Remote, acquire, data_root, wikipedia_dump
+from linctl.data.datasets import DATASETS, Dataset, Member, Remote, acquire, data_root, wikipedia_dump
 from linctl.errors import DownloadError
 
 CONNECT = socket.socket.connect  # taken before conftest's fixture refuses every connection
@@ -200,3 +202,45 @@ def test_list_shows_every_dataset(cli):
     out = cli("download", "--list").stdout
     for name in [*DATASETS, "wikipedia"]:
         assert name in out
+
+
+def test_sgm_members_become_one_segment_per_line(server, tmp_path):
+    sgm = "\n".join(
+        [
+            '<srcset setid="newstest2014" srclang="any">',
+            '<doc sysid="ref" docid="1" genre="news" origlang="de">',
+            "<p>",
+            '<seg id="1">Gutach:  Increased safety for pedestrians </seg>',
+            '<seg id="2">They are not even 100 metres apart</seg>',
+            "</p>",
+            "</doc>",
+            "</srcset>\n",
+        ]
+    )
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        info = tarfile.TarInfo("test-full/newstest2014-deen-src.en.sgm")
+        info.size = len(sgm.encode())
+        tf.addfile(info, io.BytesIO(sgm.encode()))
+    server.files["/test-full.tgz"] = data = buffer.getvalue()
+    member = Member("test-full/newstest2014-deen-src.en.sgm", "wmt/newstest2014.en", sgm=True)
+    remote = Remote(
+        server.url("/test-full.tgz"), "md5", hashlib.md5(data).hexdigest(), None, members=(member,)
+    )
+    assert acquire(Dataset("wmt", (remote,), ("wmt/newstest2014.en",), "test"), tmp_path)
+    assert (tmp_path / "wmt" / "newstest2014.en").read_text() == (
+        "Gutach: Increased safety for pedestrians\nThey are not even 100 metres apart\n"
+    )
+
+
+def test_mrpc_splits_are_glues(data_dir, tmp_path):
+    """GLUE's train/dev/test.tsv are made from Microsoft's files and GLUE's dev ids, byte for byte."""
+    mrpc = tmp_path / "glue" / "MRPC"
+    mrpc.mkdir(parents=True)
+    for name in ("dev_ids.tsv", "msr_paraphrase_train.txt", "msr_paraphrase_test.txt"):
+        shutil.copy(data_dir / "glue" / "MRPC" / name, mrpc / name)
+    assert acquire(DATASETS["glue-mrpc"], tmp_path)  # the three files are there: nothing is fetched
+    for split in ("train", "dev", "test"):
+        assert (mrpc / f"{split}.tsv").read_bytes() == (
+            data_dir / "glue" / "MRPC" / f"{split}.tsv"
+        ).read_bytes()
