@@ -33,7 +33,9 @@ def data_root(base: Path | None = None) -> Path:
     """Return the data folder: LINCTL_DATA when set, else ../shared/data seen from ``base`` (default: the
     current folder)."""
     chosen = os.environ.get(DATA_ENV)
-    return Path(chosen) if chosen else (Path(base) if base is not None else Path.cwd()) / DEFAULT_DATA
+    if chosen:
+        return Path(chosen)
+    return Path(base) / DEFAULT_DATA if base is not None else DEFAULT_DATA
 
 
 @dataclass(frozen=True)
