@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from linctl.atomic import atomic_path
 from linctl.data.fetch import Unreachable, fetch, read_url
@@ -170,7 +171,7 @@ def _unpack(remote: Remote, archive: Path, root: Path) -> None:
             _write(root / wanted[name].dest, read, sgm=wanted[name].sgm)
 
 
-def _entries(archive: Path) -> Iterator[tuple[str, Callable[[], object]]]:
+def _entries(archive: Path) -> Iterator[tuple[str, Callable[[], IO[bytes]]]]:
     """Yield (name, opener) of each regular file in a zip or tar archive."""
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
@@ -181,7 +182,7 @@ def _entries(archive: Path) -> Iterator[tuple[str, Callable[[], object]]]:
     with tarfile.open(archive) as tf:
         for info in tf:
             if info.isfile():
-                yield info.name, lambda info=info: tf.extractfile(info)
+                yield info.name, lambda info=info: tf.extractfile(info)  # type: ignore[misc]
 
 
 def _safe(name: str, archive: Path) -> Path:
@@ -194,14 +195,14 @@ def _safe(name: str, archive: Path) -> Path:
 SEGMENT = re.compile(r"<seg[^>]*>(.*)</seg>")
 
 
-def _write(dest: Path, read: Callable[[], object], sgm: bool) -> None:
-    with atomic_path(dest) as tmp, read() as src, open(tmp, "wb") as out:  # type: ignore[attr-defined]
+def _write(dest: Path, read: Callable[[], IO[bytes]], sgm: bool) -> None:
+    with atomic_path(dest) as tmp, read() as src, open(tmp, "wb") as out:
         if not sgm:
-            shutil.copyfileobj(src, out)  # type: ignore[arg-type]
+            shutil.copyfileobj(src, out)
             return
         # Each <seg> line's text, stripped and with runs of white space made one space, as sacrebleu
         # extracts WMT's SGML test sets, so that references are the ones BLEU scores are reported on.
-        for line in src:  # type: ignore[attr-defined]
+        for line in src:
             found = SEGMENT.search(line.decode("utf-8"))
             if found:
                 out.write((" ".join(found.group(1).split()) + "\n").encode("utf-8"))
