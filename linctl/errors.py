@@ -15,3 +15,7 @@ class InputError(LinctlError):
 
 class OutputError(LinctlError):
     """An output folder cannot be written as asked (e.g. it holds results made with other options)."""
+
+
+class DownloadError(LinctlError):
+    """A file could not be fetched, or what was fetched is not the published file."""

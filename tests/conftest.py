@@ -12,9 +12,10 @@ import torch
 from typer.testing import CliRunner
 
 from linctl.cli.app import app
+from linctl.data.datasets import data_root
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("LINCTL_DATA", REPO.parent / "shared" / "data")).resolve()
+DATA = data_root(REPO).resolve()  # LINCTL_DATA, else ../shared/data beside the repository
 
 os.environ["LINCTL_PROGRESS"] = "0"
 torch.set_num_threads(2)

@@ -11,6 +11,7 @@ from linctl import __version__
 from linctl.cli.bench import bench
 from linctl.cli.command import LinctlCommand
 from linctl.cli.compile import compile_model
+from linctl.cli.download import download
 from linctl.cli.errors import EXIT_EXPECTED, WRITE_ERRORS, LinctlGroup, stop_on_sigterm
 from linctl.cli.evaluate import evaluate
 from linctl.cli.prepare import prepare_app
@@ -31,6 +32,7 @@ app.command("validate", cls=LinctlCommand)(validate)
 app.command("eval", cls=LinctlCommand)(evaluate)
 app.command("bench", cls=LinctlCommand)(bench)
 app.command("compile", cls=LinctlCommand)(compile_model)
+app.command("download", cls=LinctlCommand)(download)
 
 
 def _show_version(value: bool) -> None:

@@ -45,7 +45,11 @@ def written(param) -> str:
 
 
 def options(path: tuple[str, ...]) -> list:
-    return [p for p in COMMANDS[path].params if p.opts[0] != "--help" and not getattr(p, "hidden", False)]
+    return [
+        p
+        for p in COMMANDS[path].params
+        if p.param_type_name == "option" and p.opts[0] != "--help" and not getattr(p, "hidden", False)
+    ]  # positional arguments (download's NAME…) are not options
 
 
 def test_every_command_is_covered():
