@@ -89,7 +89,10 @@ def test_a_full_standard_output_is_one_line_and_no_traceback(args):
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (["trian"], "error: no command 'trian'; commands: train, validate, eval, bench, compile, download, prepare"),
+        (
+            ["trian"],
+            "error: no command 'trian'; commands: train, validate, eval, bench, compile, download, prepare",
+        ),
         (
             ["prepare", "vocb"],
             "error: no command 'vocb' in prepare; commands: wikicorpus, vocab, mlm, glue, wikitext, "
