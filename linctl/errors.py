@@ -15,3 +15,12 @@ class InputError(LinctlError):
 
 class OutputError(LinctlError):
     """An output folder cannot be written as asked (e.g. it holds results made with other options)."""
+
+
+class RankFailed(Exception):
+    """A process of a torchrun job died or failed, and torchrun stopped the others (not the user's input:
+    exit code 1, or 2 when the process refused bad input and said why itself, the message then empty)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -2,7 +2,9 @@
 
 ``checkpoint-00001000/`` holds ``model.safetensors``, ``optimizer.pt``, ``trainer_state.json`` (step,
 generator states, data position), ``config.yaml`` (the run's config) and the files the task needs to use
-the model again (the vocabulary). A folder under its final name is complete.
+the model again (the vocabulary). A folder under its final name is complete. An FSDP run writes its model
+and optimizer as the processes' shards (torch.distributed.checkpoint) in ``sharded/`` instead of the first
+two files; every process writes its own shard into the one temporary folder, rank 0 the rest.
 """
 
 import base64
@@ -16,13 +18,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+import torch.distributed.checkpoint as dcp
 import yaml
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_model
 from torch import nn
+from torch.distributed.checkpoint import CheckpointException
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.fsdp import FSDPModule
 
 from linctl.atomic import TMP_MARK, atomic_folder
 from linctl.errors import ConfigError, InputError, OutputError
+from linctl.train.distributed import Job
 
 PREFIX = "checkpoint-"
 _NAME = re.compile(rf"{PREFIX}(\d+)")
@@ -32,6 +39,7 @@ MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, CONFIG_FILE = (
     "trainer_state.json",
     "config.yaml",
 )
+SHARDED_DIR = "sharded"  # FSDP: model and optimizer as torch.distributed.checkpoint shards, no single files
 SCHEMA_VERSION = 1  # of trainer_state.json
 FIX = "delete the checkpoint folder {folder} to use the one before it, or train again"
 T = TypeVar("T")
@@ -68,18 +76,31 @@ def save(
     config: Mapping[str, Any],
     files: Mapping[str, Path],
     keep: int,
+    job: Job = Job(),  # noqa: B008 (frozen: one process)
 ) -> Path:
-    """Write the checkpoint of ``step`` atomically and delete all but the newest ``keep``.
+    """Write the checkpoint of ``step`` atomically and delete all but the newest ``keep``; every process
+    of a torchrun job calls it (rank 0 writes the files, each process its shard of an FSDP model).
 
     Args:
         state: JSON-able trainer state; tensors among its values (generator states) are stored as base64.
         files: extra files copied in under the given names (e.g. ``vocab.txt``).
     """
     final = Path(model_dir) / f"{PREFIX}{step:08d}"
+    sharded = isinstance(model, FSDPModule)
+    if not job.main:
+        tmp = job.broadcast(None)
+        if sharded:
+            _save_sharded(model, optimizer, tmp)
+        job.barrier()  # rank 0 renames the folder into place
+        return final
     try:
         with atomic_folder(final) as tmp:  # replaces a folder of the same step a crash left before pruning
-            save_model(model, str(tmp / MODEL_FILE))
-            torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+            job.broadcast(tmp)
+            if sharded:
+                _save_sharded(model, optimizer, tmp)
+            else:
+                save_model(model, str(tmp / MODEL_FILE))
+                torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
             written = {"schema_version": SCHEMA_VERSION, **_encode(state)}
             (tmp / STATE_FILE).write_text(json.dumps(written, indent=1) + "\n", encoding="utf-8")
             (tmp / CONFIG_FILE).write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
@@ -92,9 +113,46 @@ def save(
             f"checkpoint is {latest(model_dir) or 'none'}; fix that (e.g. free disk space in "
             f"{Path(model_dir)}) and run train again to resume"
         ) from None
+    job.barrier()
     for old in checkpoints(model_dir)[:-keep]:
         shutil.rmtree(old)
     return final
+
+
+def _save_sharded(model: nn.Module, optimizer: torch.optim.Optimizer, folder: Path) -> None:
+    weights, moments = get_state_dict(model, optimizer)
+    dcp.save({"model": weights, "optimizer": moments}, checkpoint_id=folder / SHARDED_DIR)
+
+
+def is_sharded(checkpoint: Path) -> bool:
+    """Whether ``checkpoint`` holds an FSDP run's shards rather than single weight and optimizer files."""
+    return (Path(checkpoint) / SHARDED_DIR).is_dir()
+
+
+def check_strategy(found: Path, sharded: bool) -> None:
+    """Refuse to resume an FSDP checkpoint without FSDP, or a single-file one with FSDP."""
+    if is_sharded(found) != sharded:
+        made, here = ("FSDP", "without") if is_sharded(found) else ("one process or DDP", "with")
+        raise ConfigError(
+            f"{found} was written by {made} and this run is {here} FSDP; resume it with the strategy that "
+            f"wrote it (train.strategy fsdp under torchrun for FSDP's shards; ddp or one process otherwise)"
+        )
+
+
+def load_sharded(model: nn.Module, optimizer: torch.optim.Optimizer, checkpoint: Path) -> None:
+    """Load an FSDP checkpoint's shards into the sharded ``model`` and its ``optimizer`` (the number of
+    processes may differ from the run's that wrote it: torch.distributed.checkpoint reshards)."""
+    weights, moments = get_state_dict(model, optimizer)
+    found = {"model": weights, "optimizer": moments}
+    folder = Path(checkpoint) / SHARDED_DIR
+    try:
+        dcp.load(found, checkpoint_id=folder)
+    except (CheckpointException, OSError, RuntimeError) as exc:
+        detail = " ".join(str(exc).split())[:400]
+        raise InputError(
+            f"checkpoint shards {folder} cannot be read ({detail}); {FIX.format(folder=checkpoint)}"
+        ) from None
+    set_state_dict(model, optimizer, model_state_dict=found["model"], optim_state_dict=found["optimizer"])
 
 
 class _Damaged(Exception):
@@ -153,7 +211,10 @@ def check(found: Path, model: Mapping[str, Any]) -> dict[str, Any]:
     (reading no tensor, so that a run fails before it does any work); return its trainer state."""
     check_model(found, model)
     state = read_state(found)
-    read_file(found, MODEL_FILE, _check_weights)
+    if is_sharded(found):
+        read_file(found, f"{SHARDED_DIR}/.metadata", _check_sharded)
+    else:
+        read_file(found, MODEL_FILE, _check_weights)
     return state
 
 
@@ -228,6 +289,11 @@ def _check_weights(path: Path) -> None:
         raise _Damaged(f"is truncated or not a safetensors file ({exc})") from None
 
 
+def _check_sharded(path: Path) -> None:
+    if path.stat().st_size == 0:
+        raise _Damaged("is empty")
+
+
 def _parse_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
@@ -242,6 +308,8 @@ def _encode(value: Any) -> Any:
         return {"__tensor__": base64.b64encode(buffer.getvalue()).decode("ascii")}
     if isinstance(value, Mapping):
         return {key: _encode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_encode(item) for item in value]
     return value
 
 
@@ -250,4 +318,6 @@ def _decode(value: Any) -> Any:
         if set(value) == {"__tensor__"}:
             return torch.load(io.BytesIO(base64.b64decode(value["__tensor__"])))
         return {key: _decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
     return value

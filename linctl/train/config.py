@@ -14,6 +14,7 @@ from linctl.models.hf import importer
 from linctl.models.hf_bert import CONFIG_FILE as HF_CONFIG
 from linctl.runtime.device import DeviceName, Precision
 from linctl.tasks import TaskSpec
+from linctl.train.distributed import Strategy
 from linctl.train.optim import OptimConfig
 
 
@@ -35,6 +36,7 @@ class LoopOptions(Strict):
     device: DeviceName = "auto"
     compile: bool = False  # torch.compile the training step, after `linctl validate`'s checks pass
     init_checkpoint: Path | None = None  # pretrained weights for a fresh run: linctl or Hugging Face BERT
+    strategy: Strategy = "ddp"  # under torchrun: DDP (replicas) or FSDP2 (fully_shard per block)
 
 
 class RunConfig(Strict):

@@ -1,0 +1,171 @@
+"""`linctl train` under torchrun: 2 CPU processes (gloo) train as one process does with the same global
+batch, write checkpoints together, resume, and fail as one job when a process dies."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+# Dropout off: the processes draw their own dropout masks, so that only with none is the loss curve one
+# process's. Two micro-batches a step, one per process.
+EXACT = [
+    "--set", "model.dropout=0.0", "--set", "model.attention.dropout=0.0",
+    "--set", "train.accumulate=2", "--set", "train.log_every=1",
+]  # fmt: skip
+
+
+def linctl(*args: object, nproc: int | None = None, strategy: str = "ddp") -> subprocess.CompletedProcess:
+    """Run `linctl train ARGS` in a child process (with ``--nproc``: a torchrun job), one thread each."""
+    extra = ["--nproc", str(nproc), "--set", f"train.strategy={strategy}"] if nproc else []
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LINCTL_PROGRESS": "0"}
+    command = [sys.executable, "-m", "linctl", "train", *map(str, args), *extra]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
+def trained(*args: object, **kwargs: object) -> subprocess.CompletedProcess:
+    done = linctl(*args, **kwargs)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def curve(model_dir: Path) -> dict[tuple[int, str], float]:
+    """Every logged loss and gradient norm, by step and name."""
+    records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
+    return {
+        (r["step"], key): value
+        for r in records
+        for key, value in r.items()
+        if key in ("train_loss", "eval_loss", "grad_norm")
+    }
+
+
+def largest_difference(ours: Path, theirs: Path) -> float:
+    a, b = curve(ours), curve(theirs)
+    assert a.keys() == b.keys()
+    return max(abs(a[key] - b[key]) for key in a)
+
+
+@pytest.fixture(scope="module")
+def one_process(tiny_args, tmp_path_factory) -> Path:
+    """The tiny run in one process, two micro-batches of 3 a step: the curve the jobs must follow."""
+    model_dir = tmp_path_factory.mktemp("one") / "model"
+    trained(*tiny_args(model_dir), *EXACT)
+    return model_dir
+
+
+@pytest.mark.slow
+def test_ddp_on_two_processes_follows_one_process(tiny_args, tmp_path, one_process):
+    model_dir = tmp_path / "model"
+    done = trained(*tiny_args(model_dir), *EXACT, nproc=2)
+    assert largest_difference(model_dir, one_process) <= 1e-5
+    # rank 0 alone logs and reports: every step once, one summary
+    steps = [step for step, key in curve(model_dir) if key == "train_loss"]
+    assert steps == list(range(1, 13))
+    assert done.stdout.count("train → ") == 1
+    ours = load_file(model_dir / "checkpoint-00000012" / "model.safetensors")
+    theirs = load_file(one_process / "checkpoint-00000012" / "model.safetensors")
+    for name in theirs:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=0, atol=1e-5)
+
+
+def interrupted_after_step_8(model_dir: Path) -> None:
+    """Leave the model folder as a run stopped after writing step 8's checkpoint leaves it (the metrics of
+    the steps after it are dropped by the run that resumes)."""
+    shutil.rmtree(model_dir / "checkpoint-00000012")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("first", "then"), [(2, 2), (2, None), (None, 2)], ids=["2-2", "2-1", "1-2"])
+def test_ddp_resumes_with_the_same_or_another_number_of_processes(
+    tiny_args, tmp_path, one_process, first, then
+):
+    model_dir = tmp_path / "model"
+    trained(*tiny_args(model_dir), *EXACT, nproc=first)
+    interrupted_after_step_8(model_dir)
+    done = trained(*tiny_args(model_dir), *EXACT, nproc=then)
+    assert "resumed from step 8" in done.stderr
+    assert largest_difference(model_dir, one_process) <= 1e-5
+
+
+@pytest.mark.slow
+def test_fsdp_on_two_processes_follows_one_process_and_resumes(tiny_args, tmp_path, one_process):
+    model_dir = tmp_path / "model"
+    trained(*tiny_args(model_dir), *EXACT, nproc=2, strategy="fsdp")
+    assert largest_difference(model_dir, one_process) <= 1e-4
+    newest = model_dir / "checkpoint-00000012"
+    assert (newest / "sharded" / ".metadata").is_file() and not (newest / "model.safetensors").exists()
+    interrupted_after_step_8(model_dir)
+    done = trained(*tiny_args(model_dir), *EXACT, nproc=2, strategy="fsdp")
+    assert "resumed from step 8" in done.stderr
+    assert largest_difference(model_dir, one_process) <= 1e-4
+
+
+def ranks_of(launcher: int) -> dict[int, int]:
+    """Return the pids of the processes of the torchrun job that `linctl train --nproc` (pid
+    ``launcher``) started, by rank."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            env = dict(
+                item.split("=", 1)
+                for item in (entry / "environ").read_bytes().decode(errors="replace").split("\0")
+                if "=" in item
+            )
+        except (OSError, ValueError):  # not a process, gone, or not ours
+            continue
+        if env.get("TORCHELASTIC_RUN_ID") == f"linctl-{launcher}" and "RANK" in env:
+            found[int(env["RANK"])] = int(entry.name)
+    return found
+
+
+@pytest.mark.slow
+def test_killed_process_ends_the_job_in_one_line_and_the_rerun_resumes(tiny_args, tmp_path, one_process):
+    model_dir = tmp_path / "model"
+    args = [*tiny_args(model_dir), *EXACT, "--set", "train.checkpoint_every=2", "--nproc", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LINCTL_PROGRESS": "0"}
+    job = subprocess.Popen(
+        [sys.executable, "-m", "linctl", "train", *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not (model_dir / "checkpoint-00000002").is_dir():
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+        time.sleep(0.02)
+    os.kill(ranks_of(job.pid)[1], signal.SIGKILL)
+    killed = time.monotonic()
+    _, stderr = job.communicate(timeout=120)
+    assert time.monotonic() - killed < 60
+    assert job.returncode == 1, stderr
+    assert stderr.splitlines()[-1] == (
+        "error: process 1 of 2 was killed by SIGKILL; torchrun stopped the others; finished checkpoints "
+        "are kept, run the same command again to resume from the newest"
+    )
+    assert not ranks_of(job.pid)  # no process of the job is left
+    done = linctl(*args)
+    assert done.returncode == 0, done.stderr
+    assert "resumed from step" in done.stderr
+    assert largest_difference(model_dir, one_process) <= 1e-5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "train.strategy=zero3"], "train.strategy"),
+        (["--nproc", "0"], "--nproc 0: the number of processes must be at least 1"),
+        (["--nproc", "2"], "train.accumulate 1 is not a multiple of the 2 processes"),
+    ],
+    ids=["strategy", "nproc", "accumulate"],
+)
+def test_bad_distributed_options_are_refused_in_one_line(cli, tiny_run, tmp_path, args, message):
+    result = cli("train", *tiny_run, *args, ok=False)
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / "model").exists()
