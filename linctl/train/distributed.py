@@ -9,7 +9,9 @@ process's (up to the order of float additions).
 """
 
 import contextlib
+import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -180,6 +182,8 @@ def launch(nproc: int, accumulate: int, args: list[str]) -> None:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    # the one-line error below says what torchrun's log lines would (which process failed, and how)
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
@@ -192,7 +196,9 @@ def launch(nproc: int, accumulate: int, args: list[str]) -> None:
     try:
         elastic_launch(config, entrypoint=sys.executable)("-m", "linctl", "train", *args)
     except ChildFailedError as exc:
-        rank, failure = min(exc.failures.items())
+        # the others, stopped by torchrun, failed too (SIGTERM): name the one that failed first
+        first = {r: f for r, f in exc.failures.items() if f.exitcode != -signal.SIGTERM} or exc.failures
+        rank, failure = min(first.items(), key=lambda item: (item[1].timestamp, item[0]))
         if failure.exitcode == EXIT_REFUSED:  # the process printed its one-line error itself
             raise RankFailed("", EXIT_REFUSED) from None
         killed = failure.exitcode < 0

@@ -1,6 +1,7 @@
 """The one training loop: any model, any task, checkpoints that a rerun resumes from exactly."""
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ import torch
 from torch.distributed.tensor import DTensor
 
 from linctl.data.loader import Batches
-from linctl.errors import InputError, LinctlError
+from linctl.errors import InputError, LinctlError, RankFailed
 from linctl.models import MODELS
 from linctl.runtime.device import autocast, resolve_device, rng_states, set_rng_states
 from linctl.tasks import TASKS
@@ -60,6 +61,17 @@ def train(cfg: RunConfig, preflight: Preflight | None = None) -> TrainResult:
     job, device = Job.join(resolve_device(cfg.train.device))
     try:
         return _train(cfg, preflight, job, device)
+    except RuntimeError as exc:
+        if job.world == 1:
+            raise
+        # most often a collective that lost a process that died: "[…/pair.cc:553] Connection closed by
+        # peer [127.0.0.1]:59108. This is typically caused by …": its first sentence, without the source line
+        detail = re.sub(r"^\[[^\]]*\]\s*", "", " ".join(str(exc).split())).split(". ")[0][:300]
+        raise RankFailed(
+            f"process {job.rank} of {job.world} stopped: {detail} "
+            f"(if another process died, torchrun names it)",
+            1,
+        ) from exc
     finally:
         job.leave()
 
