@@ -24,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 from torch.distributed.checkpoint import CheckpointException
+from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.distributed.fsdp import FSDPModule
 
@@ -40,6 +41,7 @@ MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, CONFIG_FILE = (
     "config.yaml",
 )
 SHARDED_DIR = "sharded"  # FSDP: model and optimizer as torch.distributed.checkpoint shards, no single files
+SHARDED_METADATA = f"{SHARDED_DIR}/.metadata"
 SCHEMA_VERSION = 1  # of trainer_state.json
 FIX = "delete the checkpoint folder {folder} to use the one before it, or train again"
 T = TypeVar("T")
@@ -212,14 +214,23 @@ def check(found: Path, model: Mapping[str, Any]) -> dict[str, Any]:
     check_model(found, model)
     state = read_state(found)
     if is_sharded(found):
-        read_file(found, f"{SHARDED_DIR}/.metadata", _check_sharded)
+        read_file(found, SHARDED_METADATA, _check_sharded)
     else:
         read_file(found, MODEL_FILE, _check_weights)
     return state
 
 
 def load_weights(model: nn.Module, checkpoint: Path) -> None:
-    """Load a checkpoint's weights into ``model``; every tensor must match by name and shape."""
+    """Load a checkpoint's weights into ``model`` (an FSDP run's shards too, gathered whole in this one
+    process); every tensor must match by name and shape."""
+    if is_sharded(checkpoint):
+        weights = read_weights(checkpoint)
+        try:
+            model.load_state_dict(weights, strict=True)
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())
+            raise InputError(f"{checkpoint}: weights do not fit this model ({detail[:400]})") from None
+        return
 
     def parse(path: Path) -> None:
         try:
@@ -234,7 +245,9 @@ def load_weights(model: nn.Module, checkpoint: Path) -> None:
 
 
 def read_weights(checkpoint: Path, fix: str = FIX) -> dict[str, torch.Tensor]:
-    """Return a checkpoint's tensors by name."""
+    """Return a checkpoint's tensors by name (an FSDP run's shards gathered whole)."""
+    if is_sharded(checkpoint):
+        return read_file(checkpoint, SHARDED_METADATA, _parse_sharded_weights, fix)
     return read_file(checkpoint, MODEL_FILE, _parse_weights, fix)
 
 
@@ -292,6 +305,23 @@ def _check_weights(path: Path) -> None:
 def _check_sharded(path: Path) -> None:
     if path.stat().st_size == 0:
         raise _Damaged("is empty")
+
+
+def _parse_sharded_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read the model's tensors of the shards whose metadata is ``path``, whole, in one process."""
+    reader = dcp.FileSystemReader(str(path.parent))
+    try:
+        stored = reader.read_metadata().state_dict_metadata
+        prefix = "model."
+        weights = {
+            key.removeprefix(prefix): torch.empty(tuple(meta.size), dtype=meta.properties.dtype)
+            for key, meta in stored.items()
+            if key.startswith(prefix) and isinstance(meta, TensorStorageMetadata)
+        }
+        dcp.load({"model": weights}, storage_reader=reader, no_dist=True)
+    except (CheckpointException, OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+        raise _Damaged(f"or its shards cannot be read ({' '.join(str(exc).split())[:300]})") from None
+    return weights
 
 
 def _parse_weights(path: Path) -> dict[str, torch.Tensor]:

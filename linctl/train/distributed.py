@@ -43,7 +43,7 @@ class Job:
     def join(cls, device: torch.device) -> tuple["Job", torch.device]:
         """Join torchrun's process group when started by torchrun (gloo on CPU, nccl on CUDA); return the
         job and the device this process trains on (its own GPU)."""
-        if "TORCHELASTIC_RUN_ID" not in os.environ and "RANK" not in os.environ:
+        if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:  # torchrun sets both
             return cls(), device
         job = cls(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
         if device.type == "cuda":
@@ -164,6 +164,8 @@ class _Replica(nn.parallel.DistributedDataParallel):
         try:
             return super().__getattr__(name)
         except AttributeError:
+            if name == "module":  # not set yet (DDP's own __init__)
+                raise
             return getattr(self.module, name)
 
 

@@ -102,6 +102,12 @@ def test_fsdp_on_two_processes_follows_one_process_and_resumes(tiny_args, tmp_pa
     assert largest_difference(model_dir, one_process) <= 1e-4
     newest = model_dir / "checkpoint-00000012"
     assert (newest / "sharded" / ".metadata").is_file() and not (newest / "model.safetensors").exists()
+    # one process reads the shards whole: `linctl eval` scores the checkpoint as the run did
+    scored = subprocess.run([sys.executable, "-m", "linctl", "eval", "--model-dir", str(model_dir)],
+                            capture_output=True, text=True)  # fmt: skip
+    assert scored.returncode == 0, scored.stderr
+    loss = json.loads((newest / "eval.json").read_text())["loss"]
+    assert loss == pytest.approx(curve(model_dir)[(12, "eval_loss")], abs=1e-6)
     interrupted_after_step_8(model_dir)
     done = trained(*tiny_args(model_dir), *EXACT, nproc=2, strategy="fsdp")
     assert "resumed from step 8" in done.stderr
