@@ -13,6 +13,7 @@ import json
 import pickle
 import re
 import shutil
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -133,11 +134,15 @@ def is_sharded(checkpoint: Path) -> bool:
 
 def check_strategy(found: Path, sharded: bool) -> None:
     """Refuse to resume an FSDP checkpoint without FSDP, or a single-file one with FSDP."""
-    if is_sharded(found) != sharded:
-        made, here = ("FSDP", "without") if is_sharded(found) else ("one process or DDP", "with")
+    if is_sharded(found) and not sharded:
         raise ConfigError(
-            f"{found} was written by {made} and this run is {here} FSDP; resume it with the strategy that "
-            f"wrote it (train.strategy fsdp under torchrun for FSDP's shards; ddp or one process otherwise)"
+            f"{found} holds an FSDP run's shards ({SHARDED_DIR}/), which only FSDP resumes; run under "
+            f"torchrun with train.strategy fsdp, or use another model_dir"
+        )
+    if sharded and not is_sharded(found):
+        raise ConfigError(
+            f"{found} holds the weights of one process or DDP ({MODEL_FILE}), which FSDP does not resume; "
+            f"set train.strategy ddp, or use another model_dir"
         )
 
 
@@ -318,7 +323,9 @@ def _parse_sharded_weights(path: Path) -> dict[str, torch.Tensor]:
             for key, meta in stored.items()
             if key.startswith(prefix) and isinstance(meta, TensorStorageMetadata)
         }
-        dcp.load({"model": weights}, storage_reader=reader, no_dist=True)
+        with warnings.catch_warnings():  # "… assuming the intent is to load in a single process": it is
+            warnings.simplefilter("ignore", UserWarning)
+            dcp.load({"model": weights}, storage_reader=reader, no_dist=True)
     except (CheckpointException, OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
         raise _Damaged(f"or its shards cannot be read ({' '.join(str(exc).split())[:300]})") from None
     return weights

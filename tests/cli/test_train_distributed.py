@@ -96,7 +96,8 @@ def test_ddp_resumes_with_the_same_or_another_number_of_processes(
 
 
 @pytest.mark.slow
-def test_fsdp_on_two_processes_follows_one_process_and_resumes(tiny_args, tmp_path, one_process):
+@pytest.mark.parametrize("then", [2, 1])  # torch.distributed.checkpoint reshards 2 processes' state for 1
+def test_fsdp_on_two_processes_follows_one_process_and_resumes(tiny_args, tmp_path, one_process, then):
     model_dir = tmp_path / "model"
     trained(*tiny_args(model_dir), *EXACT, nproc=2, strategy="fsdp")
     assert largest_difference(model_dir, one_process) <= 1e-4
@@ -109,9 +110,20 @@ def test_fsdp_on_two_processes_follows_one_process_and_resumes(tiny_args, tmp_pa
     loss = json.loads((newest / "eval.json").read_text())["loss"]
     assert loss == pytest.approx(curve(model_dir)[(12, "eval_loss")], abs=1e-6)
     interrupted_after_step_8(model_dir)
-    done = trained(*tiny_args(model_dir), *EXACT, nproc=2, strategy="fsdp")
+    done = trained(*tiny_args(model_dir), *EXACT, nproc=then, strategy="fsdp")
     assert "resumed from step 8" in done.stderr
     assert largest_difference(model_dir, one_process) <= 1e-4
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_another_strategy_is_refused(tiny_args, tmp_path, one_process):
+    model_dir = Path(shutil.copytree(one_process, tmp_path / "model"))
+    done = linctl(*tiny_args(model_dir), *EXACT, nproc=2, strategy="fsdp")
+    assert done.returncode == 2
+    assert set(done.stderr.splitlines()) == {  # each process says so
+        f"error: {model_dir / 'checkpoint-00000012'} holds the weights of one process or DDP "
+        f"(model.safetensors), which FSDP does not resume; set train.strategy ddp, or use another model_dir"
+    }
 
 
 def ranks_of(launcher: int) -> dict[int, int]:
