@@ -164,7 +164,8 @@ _SHARE: ContextVar[tuple[int, int]] = ContextVar("evaluation_share", default=(0,
 @contextlib.contextmanager
 def shared_evaluation(rank: int, world: int) -> Iterator[None]:
     """Share out evaluation among the processes of a torchrun job: inside, ``run_batches`` in process
-    ``rank`` of ``world`` runs every ``world``-th batch, and every process gets the results of all."""
+    ``rank`` of ``world`` runs every ``world``-th batch, and every process gets the results of all. The
+    model's forward must need no collective (``Job.evaluating``): processes run different numbers."""
     token = _SHARE.set((rank, world))
     try:
         yield
@@ -188,16 +189,10 @@ def run_batches(
     found = []
     try:
         with torch.no_grad():
-            for first in range(0, len(batches), world):
-                index = first + rank
-                # a process left without a batch in the last round runs the first one again and drops
-                # it: every process runs as many forwards (FSDP gathers each block's weights in each)
-                indices = batches[index] if index < len(batches) else batches[0]
-                batch = {key: value.to(device) for key, value in make_batch(indices, index).items()}
+            for index in range(rank, len(batches), world):
+                batch = {key: value.to(device) for key, value in make_batch(batches[index], index).items()}
                 with autocast(device, precision):
-                    result = step(model, batch)
-                if index < len(batches):
-                    found.append(result)
+                    found.append(step(model, batch))
     finally:
         model.train(was_training)
     if world == 1:

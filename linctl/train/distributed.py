@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from linctl.errors import ConfigError, RankFailed
 from linctl.models.layers import Block
@@ -114,15 +115,14 @@ class Job:
             return model
         if strategy == "ddp":
             return _Replica(model)
-        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
         policy = MixedPrecisionPolicy(
             param_dtype=torch.bfloat16 if precision == "bf16" else None, reduce_dtype=torch.float32
         )
         for module in list(model.modules()):
             if isinstance(module, Block):
-                fully_shard(module, mp_policy=policy)
-        fully_shard(model, mp_policy=policy)
+                fully_shard(module, mp_policy=policy, reshard_after_forward=True)
+        # the root's weights are gathered again at once by the backward: kept whole until then
+        fully_shard(model, mp_policy=policy, reshard_after_forward=False)
         return model
 
     @contextlib.contextmanager
@@ -138,10 +138,24 @@ class Job:
             set_sync(replica, last)
         yield
 
-    def evaluated(self, replica: nn.Module) -> nn.Module:
-        """Return the module evaluation runs: DDP's inner module (no collective in its forward), FSDP's
-        sharded one (every process takes part in each forward)."""
-        return replica.module if isinstance(replica, _Replica) else replica
+    @contextlib.contextmanager
+    def evaluating(self, replica: nn.Module) -> Iterator[nn.Module]:
+        """Yield the module evaluation runs, with no collective in its forward: DDP's inner module, or
+        the FSDP model gathered whole in every process until the end (generation runs as many forwards
+        as its hypotheses need, which differs from one process's batches to another's)."""
+        if isinstance(replica, _Replica):
+            yield replica.module
+            return
+        sharded = [module for module in replica.modules() if isinstance(module, FSDPModule)]
+        for module in sharded:
+            module.set_reshard_after_forward(False, recurse=False)
+            module.unshard()
+        try:
+            yield replica
+        finally:
+            for module in sharded:
+                module.reshard()
+                module.set_reshard_after_forward(module is not replica, recurse=False)  # as ``wrap`` set
 
     def own_rng(self, state: dict[str, Any], seed: int) -> dict[str, torch.Tensor]:
         """Return the generator states this process resumes with: its own from a checkpoint of as many

@@ -167,8 +167,7 @@ def _train(cfg: RunConfig, preflight: Preflight | None, job: Job, device: torch.
                 bar.update(step, step_loss, lr, result.tokens_per_s)
                 paused = time.perf_counter()
                 if (opts.eval_every and step % opts.eval_every == 0) or step == opts.steps:
-                    with shared_evaluation(job.rank, job.world):
-                        evaluated = job.evaluated(replica)
+                    with shared_evaluation(job.rank, job.world), job.evaluating(replica) as evaluated:
                         result.eval = task.evaluate(evaluated, device, opts.eval_batch_size, opts.precision)
                     if result.eval and log is not None:
                         log.write({"step": step, **{f"eval_{k}": v for k, v in result.eval.items()}})
