@@ -193,3 +193,38 @@ def test_bad_distributed_options_are_refused_in_one_line(cli, tiny_run, tmp_path
     assert result.exit_code == 2
     assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
     assert not (tmp_path / "model").exists()
+
+
+@pytest.fixture(scope="module")
+def translation(data_dir, cli, tmp_path_factory) -> list[object]:
+    """`linctl train` arguments of configs/translation/tiny.yaml (beam search, BLEU and chrF at each
+    evaluation) on 300 pairs of the WMT14 BPE sample, scored on 21 of newstest2014."""
+    wmt, text = data_dir / "wmt14-en-de", tmp_path_factory.mktemp("parallel")
+    for lang in ("en", "de"):
+        lines = (wmt / "train-sample-10k-bpe" / f"train.{lang}").read_text(encoding="utf-8").splitlines(True)
+        (text / f"train.{lang}").write_text("".join(lines[:300]), encoding="utf-8")
+        lines = (wmt / f"newstest2014.{lang}").read_text(encoding="utf-8").splitlines(True)
+        (text / f"test.{lang}").write_text("".join(lines[:21]), encoding="utf-8")
+    rows = (wmt / "newstest2013.de-en.csv").read_text(encoding="utf-8").splitlines(True)
+    (text / "valid.de-en.csv").write_text("".join(rows[:30]), encoding="utf-8")
+    out = tmp_path_factory.mktemp("mt") / "out"
+    cli("prepare", "translation", "--input", text, "--output-dir", out, "--source-lang", "en",
+        "--target-lang", "de", "--vocab-size", 211, "--max-length", 46)  # fmt: skip
+    vocab = json.loads((out / "tokenizer" / "manifest.json").read_text())["counts"]["vocab_size"]
+    return ["--config", Path(__file__).parents[2] / "configs" / "translation" / "tiny.yaml",
+            "--set", f"task.train_dir={out / 'train'}", "--set", f"task.eval_dir={out / 'test'}",
+            "--set", f"model.vocab_size={vocab}"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_fsdp_translates_as_one_process(translation, tmp_path):
+    """Beam search under FSDP: each process decodes its own batches, as many steps as they need."""
+    for name, nproc in (("one", None), ("fsdp", 2)):
+        trained(*translation, *EXACT, "--model-dir", tmp_path / name, nproc=nproc, strategy="fsdp")
+    assert largest_difference(tmp_path / "fsdp", tmp_path / "one") <= 1e-4
+    scores = [
+        [(r["eval_bleu"], r["eval_chrf"]) for r in map(json.loads, (tmp_path / name / "metrics.jsonl").open())
+         if "eval_bleu" in r]
+        for name in ("one", "fsdp")
+    ]  # fmt: skip
+    assert len(scores[0]) == 2 and scores[0] == scores[1]
