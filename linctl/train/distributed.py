@@ -118,9 +118,10 @@ class Job:
         policy = MixedPrecisionPolicy(
             param_dtype=torch.bfloat16 if precision == "bf16" else None, reduce_dtype=torch.float32
         )
-        for module in list(model.modules()):
-            if isinstance(module, Block):
-                fully_shard(module, mp_policy=policy, reshard_after_forward=True)
+        blocks = [module for module in model.modules() if isinstance(module, Block)]
+        _refuse_shared_weights(model, blocks)
+        for block in blocks:
+            fully_shard(block, mp_policy=policy, reshard_after_forward=True)
         # the root's weights are gathered again at once by the backward: kept whole until then
         fully_shard(model, mp_policy=policy, reshard_after_forward=False)
         return model
@@ -168,6 +169,24 @@ class Job:
             int(np.random.SeedSequence(seed, spawn_key=(self.rank, state["step"])).generate_state(1)[0])
         )
         return {"cpu": fresh.get_state()}
+
+
+def _refuse_shared_weights(model: nn.Module, blocks: list[nn.Module]) -> None:
+    """Refuse a model whose blocks share a weight (layer-wise Linformer projections): FSDP shards each
+    block's weights as its own, and a weight in two blocks cannot be either's alone."""
+    owner = {id(block): index for index, block in enumerate(blocks)}
+    seen: dict[int, tuple[int, str]] = {}
+    for name, module in model.named_modules():
+        if id(module) not in owner:
+            continue
+        for weight_name, weight in module.named_parameters():
+            block, first = seen.setdefault(id(weight), (owner[id(module)], f"{name}.{weight_name}"))
+            if block != owner[id(module)]:
+                raise ConfigError(
+                    f"train.strategy fsdp: blocks share the weight {first} (also {name}.{weight_name}), e.g. "
+                    f"layer-wise Linformer projections, and FSDP shards each block's weights as its own; "
+                    f"use train.strategy ddp, or a model whose blocks share nothing"
+                )
 
 
 class _Replica(nn.parallel.DistributedDataParallel):

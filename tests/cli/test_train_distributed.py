@@ -126,6 +126,22 @@ def test_a_checkpoint_of_another_strategy_is_refused(tiny_args, tmp_path, one_pr
     }
 
 
+@pytest.mark.slow
+def test_layerwise_projections_train_under_ddp_and_are_refused_by_fsdp(tiny_args, tmp_path):
+    layerwise = [*EXACT, "--set", "model.attention.sharing=layerwise"]  # one projection in every block
+    trained(*tiny_args(tmp_path / "one"), *layerwise)
+    trained(*tiny_args(tmp_path / "ddp"), *layerwise, nproc=2)
+    assert largest_difference(tmp_path / "ddp", tmp_path / "one") <= 1e-5
+    refused = linctl(*tiny_args(tmp_path / "fsdp"), *layerwise, nproc=2, strategy="fsdp")
+    assert refused.returncode == 2
+    assert set(refused.stderr.splitlines()) == {
+        "error: train.strategy fsdp: blocks share the weight blocks.0.attention.projections.e_proj (also "
+        "blocks.1.attention.projections.e_proj), e.g. layer-wise Linformer projections, and FSDP shards "
+        "each block's weights as its own; use train.strategy ddp, or a model whose blocks share nothing"
+    }
+    assert not (tmp_path / "fsdp").exists()
+
+
 def ranks_of(launcher: int) -> dict[int, int]:
     """Return the pids of the processes of the torchrun job that `linctl train --nproc` (pid
     ``launcher``) started, by rank."""
