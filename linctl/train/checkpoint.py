@@ -19,15 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-import torch.distributed.checkpoint as dcp
 import yaml
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_model
 from torch import nn
-from torch.distributed.checkpoint import CheckpointException
-from torch.distributed.checkpoint.metadata import TensorStorageMetadata
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-from torch.distributed.fsdp import FSDPModule
 
 from linctl.atomic import TMP_MARK, atomic_folder
 from linctl.errors import ConfigError, InputError, OutputError
@@ -89,7 +84,7 @@ def save(
         files: extra files copied in under the given names (e.g. ``vocab.txt``).
     """
     final = Path(model_dir) / f"{PREFIX}{step:08d}"
-    sharded = isinstance(model, FSDPModule)
+    sharded = job.sharded(model)
     if not job.main:
         tmp = job.broadcast(None)
         if sharded:
@@ -123,6 +118,9 @@ def save(
 
 
 def _save_sharded(model: nn.Module, optimizer: torch.optim.Optimizer, folder: Path) -> None:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
     weights, moments = get_state_dict(model, optimizer)
     dcp.save({"model": weights, "optimizer": moments}, checkpoint_id=folder / SHARDED_DIR)
 
@@ -149,6 +147,10 @@ def check_strategy(found: Path, sharded: bool) -> None:
 def load_sharded(model: nn.Module, optimizer: torch.optim.Optimizer, checkpoint: Path) -> None:
     """Load an FSDP checkpoint's shards into the sharded ``model`` and its ``optimizer`` (the number of
     processes may differ from the run's that wrote it: torch.distributed.checkpoint reshards)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import CheckpointException
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
     weights, moments = get_state_dict(model, optimizer)
     found = {"model": weights, "optimizer": moments}
     folder = Path(checkpoint) / SHARDED_DIR
@@ -314,6 +316,10 @@ def _check_sharded(path: Path) -> None:
 
 def _parse_sharded_weights(path: Path) -> dict[str, torch.Tensor]:
     """Read the model's tensors of the shards whose metadata is ``path``, whole, in one process."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import CheckpointException
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
     reader = dcp.FileSystemReader(str(path.parent))
     try:
         stored = reader.read_metadata().state_dict_metadata

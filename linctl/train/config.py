@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
@@ -14,8 +14,9 @@ from linctl.models.hf import importer
 from linctl.models.hf_bert import CONFIG_FILE as HF_CONFIG
 from linctl.runtime.device import DeviceName, Precision
 from linctl.tasks import TaskSpec
-from linctl.train.distributed import Strategy
 from linctl.train.optim import OptimConfig
+
+Strategy = Literal["ddp", "fsdp"]  # under torchrun: replicas (DDP) or sharded weights (FSDP2)
 
 
 class LoopOptions(Strict):

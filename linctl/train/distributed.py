@@ -16,19 +16,20 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from linctl.errors import ConfigError, RankFailed
 from linctl.models.layers import Block
 from linctl.runtime.device import Precision
+from linctl.train.config import Strategy
 
-Strategy = Literal["ddp", "fsdp"]
+# torch.distributed.fsdp and .checkpoint are imported where used: with torch.distributed.tensor they
+# cost every command that reads a run config 1.5 s
 TIMEOUT = timedelta(minutes=10)  # a collective that waits longer than this ends the job
 
 
@@ -104,6 +105,18 @@ class Job:
         dist.broadcast_object_list(found, src=0)
         return found[0]
 
+    def sharded(self, model: nn.Module) -> bool:
+        """Whether ``model`` is sharded by FSDP (``wrap`` with strategy fsdp)."""
+        return self.joined and _sharded(model)
+
+    def norm(self, found: torch.Tensor) -> float:
+        """Return a gradient norm as a float: under FSDP, a DTensor over the processes' shards."""
+        if not self.joined:
+            return float(found)
+        from torch.distributed.tensor import DTensor
+
+        return float(found.full_tensor() if isinstance(found, DTensor) else found)
+
     def barrier(self) -> None:
         if self.joined:
             dist.barrier()
@@ -115,6 +128,8 @@ class Job:
             return model
         if strategy == "ddp":
             return _Replica(model)
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
         policy = MixedPrecisionPolicy(
             param_dtype=torch.bfloat16 if precision == "bf16" else None, reduce_dtype=torch.float32
         )
@@ -134,9 +149,8 @@ class Job:
             with replica.no_sync():
                 yield
             return
-        set_sync = getattr(type(replica), "set_requires_gradient_sync", None)  # an FSDP2 module
-        if set_sync is not None:
-            set_sync(replica, last)
+        if self.sharded(replica):
+            replica.set_requires_gradient_sync(last)
         yield
 
     @contextlib.contextmanager
@@ -144,10 +158,10 @@ class Job:
         """Yield the module evaluation runs, with no collective in its forward: DDP's inner module, or
         the FSDP model gathered whole in every process until the end (generation runs as many forwards
         as its hypotheses need, which differs from one process's batches to another's)."""
-        if isinstance(replica, _Replica):
-            yield replica.module
+        if isinstance(replica, _Replica) or not self.joined:
+            yield replica.module if isinstance(replica, _Replica) else replica
             return
-        sharded = [module for module in replica.modules() if isinstance(module, FSDPModule)]
+        sharded = [module for module in replica.modules() if _sharded(module)]
         for module in sharded:
             module.set_reshard_after_forward(False, recurse=False)
             module.unshard()
@@ -169,6 +183,13 @@ class Job:
             int(np.random.SeedSequence(seed, spawn_key=(self.rank, state["step"])).generate_state(1)[0])
         )
         return {"cpu": fresh.get_state()}
+
+
+def _sharded(module: nn.Module) -> bool:
+    """Whether FSDP2's ``fully_shard`` has made ``module`` one of its units."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(module, FSDPModule)
 
 
 def _refuse_shared_weights(model: nn.Module, blocks: list[nn.Module]) -> None:

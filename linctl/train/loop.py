@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.distributed.tensor import DTensor
 
 from linctl.data.loader import Batches
 from linctl.errors import InputError, LinctlError, RankFailed
@@ -145,7 +144,7 @@ def _train(cfg: RunConfig, preflight: Preflight | None, job: Job, device: torch.
                     losses.append(loss.detach())
                     window.add(sums, *task.count_tokens(batch))
                 clip = cfg.optim.clip_grad_norm or math.inf
-                grad_norm = _full(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
+                grad_norm = job.norm(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
                 (loss_sum,) = job.sum([float(torch.stack(losses).sum())])
                 step_loss = loss_sum / opts.accumulate
                 if not (math.isfinite(step_loss) and math.isfinite(grad_norm)):
@@ -185,11 +184,6 @@ def _train(cfg: RunConfig, preflight: Preflight | None, job: Job, device: torch.
             log.close()
     result.steps, result.padding, result.main = step, window.padding, job.main
     return result
-
-
-def _full(norm: torch.Tensor) -> float:
-    """Return a gradient norm as a float; FSDP's is a DTensor over the processes' shards."""
-    return float(norm.full_tensor() if isinstance(norm, DTensor) else norm)
 
 
 class _Window:
