@@ -235,11 +235,15 @@ def launch(nproc: int, accumulate: int, args: list[str]) -> None:
     if nproc < 1:
         raise ConfigError(f"--nproc {nproc}: the number of processes must be at least 1")
     Job(0, nproc).micro_batches(accumulate)  # refused here, not once per process
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    # the one-line error below says what torchrun's log lines would (which process failed, and how)
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    # the one-line error below says what torchrun's log lines would (which process failed, and how);
+    # each of its modules' loggers has its own level
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed.elastic"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     config = LaunchConfig(
         min_nodes=1,
         max_nodes=1,
@@ -251,6 +255,8 @@ def launch(nproc: int, accumulate: int, args: list[str]) -> None:
     )
     try:
         elastic_launch(config, entrypoint=sys.executable)("-m", "linctl", "train", *args)
+    except SignalException as exc:  # Ctrl-C or SIGTERM: torchrun passed it on, each process said so
+        raise RankFailed("", 128 + exc.sigval) from None
     except ChildFailedError as exc:
         # the others, stopped by torchrun, failed too (SIGTERM): name the one that failed first
         first = {r: f for r, f in exc.failures.items() if f.exitcode != -signal.SIGTERM} or exc.failures

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -160,10 +161,9 @@ def ranks_of(launcher: int) -> dict[int, int]:
     return found
 
 
-@pytest.mark.slow
-def test_killed_process_ends_the_job_in_one_line_and_the_rerun_resumes(tiny_args, tmp_path, one_process):
-    model_dir = tmp_path / "model"
-    args = [*tiny_args(model_dir), *EXACT, "--set", "train.checkpoint_every=2", "--nproc", "2"]
+def stopped_at_step_2(args: list[object], model_dir: Path, stop: Callable[[subprocess.Popen], None]):
+    """Start `linctl train ARGS` and call ``stop(job)`` once step 2's checkpoint is in place; return the
+    job, its stderr and the seconds from the stop to its end."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LINCTL_PROGRESS": "0"}
     job = subprocess.Popen(
         [sys.executable, "-m", "linctl", "train", *map(str, args)],
@@ -173,10 +173,20 @@ def test_killed_process_ends_the_job_in_one_line_and_the_rerun_resumes(tiny_args
     while not (model_dir / "checkpoint-00000002").is_dir():
         assert job.poll() is None and time.monotonic() < deadline, job.communicate()
         time.sleep(0.02)
-    os.kill(ranks_of(job.pid)[1], signal.SIGKILL)
-    killed = time.monotonic()
+    stop(job)
+    stopped = time.monotonic()
     _, stderr = job.communicate(timeout=120)
-    assert time.monotonic() - killed < 60
+    return job, stderr, time.monotonic() - stopped
+
+
+@pytest.mark.slow
+def test_killed_process_ends_the_job_in_one_line_and_the_rerun_resumes(tiny_args, tmp_path, one_process):
+    model_dir = tmp_path / "model"
+    args = [*tiny_args(model_dir), *EXACT, "--set", "train.checkpoint_every=2", "--nproc", "2"]
+    job, stderr, seconds = stopped_at_step_2(
+        args, model_dir, lambda job: os.kill(ranks_of(job.pid)[1], signal.SIGKILL)
+    )
+    assert seconds < 60
     assert job.returncode == 1, stderr
     assert stderr.splitlines()[-1] == (
         "error: process 1 of 2 was killed by SIGKILL; torchrun stopped the others; finished checkpoints "
@@ -184,15 +194,25 @@ def test_killed_process_ends_the_job_in_one_line_and_the_rerun_resumes(tiny_args
     )
     # no traceback nor torchrun's log: the other process says in one line why it stopped (the lost peer,
     # or torchrun's SIGTERM), if it had the time
-    assert all(
-        line.startswith(("error: process 0 of 2 stopped", "terminated: "))
-        for line in stderr.splitlines()[:-1]
-    ), stderr
+    others = stderr.splitlines()[:-1]
+    assert all(line.startswith(("error: process 0 of 2 stopped", "terminated: ")) for line in others), stderr
     assert not ranks_of(job.pid)  # no process of the job is left
     done = linctl(*args)
     assert done.returncode == 0, done.stderr
     assert "resumed from step" in done.stderr
     assert largest_difference(model_dir, one_process) <= 1e-5
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_job_as_it_stops_one_process(tiny_args, tmp_path):
+    model_dir = tmp_path / "model"
+    args = [*tiny_args(model_dir), *EXACT, "--set", "train.checkpoint_every=2", "--nproc", "2"]
+    job, stderr, seconds = stopped_at_step_2(args, model_dir, lambda job: job.send_signal(signal.SIGTERM))
+    assert seconds < 60 and job.returncode == 143, stderr
+    assert set(stderr.splitlines()) == {
+        "terminated: finished output files are kept; run the same command again to resume"
+    }  # each process says so; torchrun's own log is not shown
+    assert not ranks_of(job.pid)
 
 
 @pytest.mark.parametrize(
