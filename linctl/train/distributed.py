@@ -144,13 +144,21 @@ class Job:
     @contextlib.contextmanager
     def accumulating(self, replica: nn.Module, last: bool) -> Iterator[None]:
         """Skip the gradient all-reduce (DDP) or reduce-scatter (FSDP) of every micro-batch but a step's
-        last: gradients accumulate locally and are reduced once."""
+        last: gradients accumulate locally and are reduced once.
+
+        Under FSDP the model's own weights (embeddings, heads: all but the blocks') are gathered first,
+        as tasks call its heads beside ``forward`` (ELECTRA's generator before it); they stay whole until
+        the backward has used them."""
         if isinstance(replica, _Replica) and not last:
             with replica.no_sync():
                 yield
             return
         if self.sharded(replica):
+            # FSDP2 settles which module is the root at the root's first forward (pytorch/pytorch#117881);
+            # a head called before it (ELECTRA's generator) needs that done; a no-op afterwards
+            replica._get_fsdp_state()._lazy_init()
             replica.set_requires_gradient_sync(last)
+            replica.unshard()
         yield
 
     @contextlib.contextmanager

@@ -128,6 +128,19 @@ def test_a_checkpoint_of_another_strategy_is_refused(tiny_args, tmp_path, one_pr
 
 
 @pytest.mark.slow
+def test_electra_under_fsdp_follows_ddp(tiny_shards, tmp_path):
+    """ELECTRA calls its generator before the model's forward. Its sampled replacements come from each
+    process's own generator, so the runs to compare are two jobs of 2 processes (same draws)."""
+    electra = ["--config", Path(__file__).parents[2] / "configs" / "electra" / "tiny.yaml",
+               "--set", f"task.train_dir={tiny_shards['train']}",
+               "--set", f"task.eval_dir={tiny_shards['eval']}", "--set", "model.dropout=0.0",
+               "--set", "train.accumulate=2", "--set", "train.log_every=1"]  # fmt: skip
+    for strategy in ("ddp", "fsdp"):
+        trained(*electra, "--model-dir", tmp_path / strategy, nproc=2, strategy=strategy)
+    assert largest_difference(tmp_path / "fsdp", tmp_path / "ddp") <= 1e-4
+
+
+@pytest.mark.slow
 def test_layerwise_projections_train_under_ddp_and_are_refused_by_fsdp(tiny_args, tmp_path):
     layerwise = [*EXACT, "--set", "model.attention.sharing=layerwise"]  # one projection in every block
     trained(*tiny_args(tmp_path / "one"), *layerwise)
