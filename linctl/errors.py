@@ -18,8 +18,9 @@ class OutputError(LinctlError):
 
 
 class RankFailed(Exception):
-    """A process of a torchrun job died or failed, and torchrun stopped the others (not the user's input:
-    exit code 1, or 2 when the process refused bad input and said why itself, the message then empty)."""
+    """A process of a torchrun job died or failed, and torchrun stopped the others: exit code 1, not the
+    user's input. The message is empty when the processes said why themselves: bad input (exit 2), or
+    Ctrl-C and SIGTERM passed on to them (130, 143)."""
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
