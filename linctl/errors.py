@@ -19,3 +19,13 @@ class OutputError(LinctlError):
 
 class DownloadError(LinctlError):
     """A file could not be fetched, or what was fetched is not the published file."""
+
+
+class RankFailed(Exception):
+    """A process of a torchrun job died or failed, and torchrun stopped the others: exit code 1, not the
+    user's input. The message is empty when the processes said why themselves: bad input (exit 2), or
+    Ctrl-C and SIGTERM passed on to them (130, 143)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

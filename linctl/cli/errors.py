@@ -13,7 +13,7 @@ import typer
 from typer._click.exceptions import NoSuchOption, UsageError
 from typer.core import TyperGroup
 
-from linctl.errors import LinctlError
+from linctl.errors import LinctlError, RankFailed
 
 EXIT_EXPECTED = 2  # bad input, config or output folder: the message says what to fix
 EXIT_BUG = 1  # anything else: a bug in linctl, or a worker process killed from outside
@@ -69,6 +69,10 @@ class LinctlGroup(TyperGroup):
             stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
             _report(f"{stopped}: finished output files are kept; run the same command again to resume")
             raise typer.Exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED) from None
+        except RankFailed as exc:
+            if str(exc):  # else the process that failed said why
+                _report(f"error: {exc}")
+            raise typer.Exit(exc.exit_code) from None
         except BrokenProcessPool:
             _report(
                 "error: a worker process of this run died (killed from outside, or out of memory); "

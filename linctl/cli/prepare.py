@@ -165,6 +165,12 @@ def mlm(
     name: Annotated[str, typer.Option(help="Shard name prefix: NAME-00000-of-00010.arrow.")] = _MLM.name,
     seed: SeedOpt = _MLM.seed,
     workers: WorkersOpt = None,
+    shard_index: Annotated[
+        int, typer.Option(help="This machine's slice of the input files: those i with i % num-shards == it.")
+    ] = _MLM.shard_index,
+    num_shards: Annotated[
+        int, typer.Option(help="Machines sharing the input files, each with its own --output-dir.")
+    ] = _MLM.num_shards,
     config: ConfigOpt = None,
     set_: OverridesOpt = None,
 ) -> None:
@@ -175,6 +181,26 @@ def mlm(
 
     summary = prepare_mlm(options)
     print_summary(f"prepare mlm → {options.output_dir}", summary)
+
+
+@prepare_app.command("merge-manifests", cls=LinctlCommand)
+def merge_manifests(
+    input: Annotated[
+        list[Path],
+        typer.Option(
+            help="The output folder of a slice of `prepare mlm --num-shards N` (repeatable): each once."
+        ),
+    ],
+    output_dir: Annotated[
+        Path, typer.Option(help="Folder that gets the one manifest.json; the shards stay where they are.")
+    ],
+) -> None:
+    """Describe the shard folders of the slices of one `prepare mlm` recipe as one folder."""
+    check_writable_folder(output_dir, "--output-dir")
+    from linctl.data.manifest_merge import merge_manifests as merge
+
+    summary = merge(input, output_dir)
+    print_summary(f"prepare merge-manifests → {output_dir}", summary)
 
 
 @prepare_app.command("glue", cls=LinctlCommand)

@@ -33,9 +33,17 @@ def train(
             help="Pretrained weights for a fresh run: a linctl checkpoint or a Hugging Face BERT folder."
         ),
     ] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            help="Train with this many processes on this machine: a torchrun job (multi-node: torchrun "
+            "itself, see the README) [default: one process, no torchrun]."
+        ),
+    ] = None,
 ) -> None:
     """Train a model from a YAML config; resume when the model folder has checkpoints."""
     from linctl.train.config import RunConfig
+    from linctl.train.distributed import launch
     from linctl.train.loop import train as run_training
     from linctl.validate.preflight import require_trainable
 
@@ -43,7 +51,12 @@ def train(
     overrides += [f"train.init_checkpoint={init_checkpoint}"] if init_checkpoint is not None else []
     cfg = load_config(config, RunConfig, overrides)
     check_writable_folder(cfg.model_dir, "--model-dir" if model_dir is not None else f"{config}: model_dir")
+    if nproc is not None:
+        launch(nproc, cfg.train.accumulate, ["--config", str(config), *(f"--set={o}" for o in overrides)])
+        return
     result = run_training(cfg, preflight=require_trainable)
+    if not result.main:
+        return  # rank 0 of the torchrun job reports
     if result.resumed_from:
         note(f"resumed from step {result.resumed_from:,}")
     if result.warm_start is not None:

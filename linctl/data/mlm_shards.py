@@ -1,5 +1,9 @@
 """`prepare mlm`: metadata-listed text files to shuffled MLM-only Arrow shards.
 
+With ``--num-shards N --shard-index I`` (one run per machine) a run takes the input files i with
+i % N == I and writes its own folder of shards; a file's examples are the same whichever run makes them,
+and `linctl prepare merge-manifests` describes the N folders as one.
+
 Two resumable phases. (1) Each input file becomes a work file of examples, in parallel over files; its
 random choices come from its own seeded stream, so the result does not depend on ``--workers``.
 (2) One seeded permutation of all examples deals them into ``--num-output-files`` shards. Every file is
@@ -36,6 +40,7 @@ KIND = "mlm"
 WORK = ".work"
 ENCODE_CHARS = 1 << 22  # text handed to the Rust tokenizer per call: large enough to keep every core busy
 RUN_ONLY = ("workers", "output_dir")  # options that do not change the shards
+SLICE = ("shard_index", "num_shards")  # which of several machines' runs over the input files this is
 
 
 def prepare_mlm(options: MlmOptions) -> dict[str, Any]:
@@ -52,9 +57,17 @@ def prepare_mlm(options: MlmOptions) -> dict[str, Any]:
     if options.allow_cross_document_examples:
         vocab.id(options.document_separator_token)
     files = read_metadata(options.metadata_files, options.input_files_prefix)
+    mine = [(i, path) for i, path in enumerate(files) if i % options.num_shards == options.shard_index]
+    if not mine:
+        raise InputError(
+            f"--shard-index {options.shard_index} --num-shards {options.num_shards}: the metadata files list "
+            f"{len(files)} input files, so this slice has none; use --num-shards {len(files)} at most"
+        )
     out = Path(options.output_dir)
     owned = [f"{options.name}-*.arrow"]
-    with claimed_output_dir(out, KIND, options.model_dump(), owned, RUN_ONLY, scratch=[WORK]) as claim:
+    # a run over all the files records no slice: its manifest is the one it was before slices existed
+    recorded = options.model_dump(exclude=set(SLICE) if options.num_shards == 1 else set())
+    with claimed_output_dir(out, KIND, recorded, owned, RUN_ONLY, scratch=[WORK]) as claim:
         if claim.done is not None:
             shutil.rmtree(out / WORK, ignore_errors=True)  # left if a run was killed right after its manifest
             return {
@@ -64,7 +77,7 @@ def prepare_mlm(options: MlmOptions) -> dict[str, Any]:
             }
         work = out / WORK
         work.mkdir(exist_ok=True)
-        stats = _build_work_files(options, files, work)
+        stats = _build_work_files(options, mine, work)
         check_casing(vocab, options.do_lower_case, stats["unk"] / max(stats["tokens"], 1))
         if stats["examples"] == 0:
             raise InputError(f"--metadata-files {options.metadata_files[0]}: the listed files hold no text")
@@ -93,11 +106,12 @@ def _summary(counts: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _build_work_files(options: MlmOptions, files: list[Path], work: Path) -> Counter:
-    """Phase 1: one work file of examples per input file, skipping those a killed run finished."""
+def _build_work_files(options: MlmOptions, files: list[tuple[int, Path]], work: Path) -> Counter:
+    """Phase 1: one work file of examples per input file (by its index in the metadata files), skipping
+    those a killed run finished."""
     stats: Counter = Counter()
     todo = []
-    for i, path in enumerate(files):
+    for i, path in files:
         finished = work / f"{i:05d}.json"
         if finished.exists():
             stats.update(json.loads(finished.read_text()))

@@ -83,6 +83,8 @@ class MlmOptions(Strict):
     name: str = Field("examples", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     seed: int = 0
     workers: PositiveInt = Field(default_factory=default_workers)
+    shard_index: NonNegativeInt = 0  # this machine's slice of the input files: those i with i % N == index
+    num_shards: PositiveInt = 1  # N, the machines preparing one corpus (`prepare merge-manifests` joins them)
 
     @property
     def max_body(self) -> int:
@@ -101,6 +103,11 @@ class MlmOptions(Strict):
 
     @model_validator(mode="after")
     def _lengths_fit(self) -> Self:
+        if self.shard_index >= self.num_shards:
+            raise ValueError(
+                f"shard_index ({self.shard_index}) must be < num_shards ({self.num_shards}): "
+                f"the slices are 0 to {self.num_shards - 1}"
+            )
         if self.overlap >= self.max_body - 1:
             raise ValueError(
                 f"overlap_size ({self.overlap}) must be < max_seq_length - 3 ({self.max_body - 1}) "

@@ -1,13 +1,17 @@
 """The task interface: a training objective that turns batches into a loss and knows its evaluation."""
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
+from torch.utils._pytree import tree_map
 
 from linctl.config.strict import Strict
 from linctl.data.loader import eval_batches
@@ -154,24 +158,48 @@ class Predictor(Protocol):
         ...
 
 
+_SHARE: ContextVar[tuple[int, int]] = ContextVar("evaluation_share", default=(0, 1))
+
+
+@contextlib.contextmanager
+def shared_evaluation(rank: int, world: int) -> Iterator[None]:
+    """Share out evaluation among the processes of a torchrun job: inside, ``run_batches`` in process
+    ``rank`` of ``world`` runs every ``world``-th batch, and every process gets the results of all. The
+    model's forward must need no collective (``Job.evaluating``): processes run different numbers."""
+    token = _SHARE.set((rank, world))
+    try:
+        yield
+    finally:
+        _SHARE.reset(token)
+
+
 def run_batches(
     model: nn.Module, device: torch.device, precision: Precision, lengths: np.ndarray, batch_size: int,
     make_batch: MakeBatch, step: Callable[[nn.Module, Batch], R],
 ) -> list[R]:  # fmt: skip
     """The one evaluation loop: ``step`` on every batch of examples of ``lengths`` (length-sorted), on
-    ``device`` under ``precision``, in eval mode without gradients; the model's mode is restored."""
+    ``device`` under ``precision``, in eval mode without gradients; the model's mode is restored.
+
+    Under ``shared_evaluation`` each process runs its share and the results are gathered, in order.
+    """
+    rank, world = _SHARE.get()
+    batches = eval_batches(lengths, batch_size)
     was_training = model.training
     model.eval()
     found = []
     try:
         with torch.no_grad():
-            for index, indices in enumerate(eval_batches(lengths, batch_size)):
-                batch = {key: value.to(device) for key, value in make_batch(indices, index).items()}
+            for index in range(rank, len(batches), world):
+                batch = {key: value.to(device) for key, value in make_batch(batches[index], index).items()}
                 with autocast(device, precision):
                     found.append(step(model, batch))
     finally:
         model.train(was_training)
-    return found
+    if world == 1:
+        return found
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, tree_map(lambda x: x.cpu() if isinstance(x, Tensor) else x, found))
+    return [gathered[index % world][index // world] for index in range(len(batches))]
 
 
 def mask_tokens(mask: Tensor) -> tuple[int, int]:

@@ -2,7 +2,9 @@
 
 ``checkpoint-00001000/`` holds ``model.safetensors``, ``optimizer.pt``, ``trainer_state.json`` (step,
 generator states, data position), ``config.yaml`` (the run's config) and the files the task needs to use
-the model again (the vocabulary). A folder under its final name is complete.
+the model again (the vocabulary). A folder under its final name is complete. An FSDP run writes its model
+and optimizer as the processes' shards (torch.distributed.checkpoint) in ``sharded/`` instead of the first
+two files; every process writes its own shard into the one temporary folder, rank 0 the rest.
 """
 
 import base64
@@ -11,6 +13,7 @@ import json
 import pickle
 import re
 import shutil
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +26,7 @@ from torch import nn
 
 from linctl.atomic import TMP_MARK, atomic_folder
 from linctl.errors import ConfigError, InputError, OutputError
+from linctl.train.distributed import Job
 
 PREFIX = "checkpoint-"
 _NAME = re.compile(rf"{PREFIX}(\d+)")
@@ -32,6 +36,8 @@ MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, CONFIG_FILE = (
     "trainer_state.json",
     "config.yaml",
 )
+SHARDED_DIR = "sharded"  # FSDP: model and optimizer as torch.distributed.checkpoint shards, no single files
+SHARDED_METADATA = f"{SHARDED_DIR}/.metadata"
 SCHEMA_VERSION = 1  # of trainer_state.json
 FIX = "delete the checkpoint folder {folder} to use the one before it, or train again"
 T = TypeVar("T")
@@ -68,18 +74,31 @@ def save(
     config: Mapping[str, Any],
     files: Mapping[str, Path],
     keep: int,
+    job: Job = Job(),  # noqa: B008 (frozen: one process)
 ) -> Path:
-    """Write the checkpoint of ``step`` atomically and delete all but the newest ``keep``.
+    """Write the checkpoint of ``step`` atomically and delete all but the newest ``keep``; every process
+    of a torchrun job calls it (rank 0 writes the files, each process its shard of an FSDP model).
 
     Args:
         state: JSON-able trainer state; tensors among its values (generator states) are stored as base64.
         files: extra files copied in under the given names (e.g. ``vocab.txt``).
     """
     final = Path(model_dir) / f"{PREFIX}{step:08d}"
+    sharded = job.sharded(model)
+    if not job.main:
+        tmp = job.broadcast(None)
+        if sharded:
+            _save_sharded(model, optimizer, tmp)
+        job.barrier()  # rank 0 renames the folder into place
+        return final
     try:
         with atomic_folder(final) as tmp:  # replaces a folder of the same step a crash left before pruning
-            save_model(model, str(tmp / MODEL_FILE))
-            torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+            job.broadcast(tmp)
+            if sharded:
+                _save_sharded(model, optimizer, tmp)
+            else:
+                save_model(model, str(tmp / MODEL_FILE))
+                torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
             written = {"schema_version": SCHEMA_VERSION, **_encode(state)}
             (tmp / STATE_FILE).write_text(json.dumps(written, indent=1) + "\n", encoding="utf-8")
             (tmp / CONFIG_FILE).write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
@@ -92,9 +111,57 @@ def save(
             f"checkpoint is {latest(model_dir) or 'none'}; fix that (e.g. free disk space in "
             f"{Path(model_dir)}) and run train again to resume"
         ) from None
+    job.barrier()
     for old in checkpoints(model_dir)[:-keep]:
         shutil.rmtree(old)
     return final
+
+
+def _save_sharded(model: nn.Module, optimizer: torch.optim.Optimizer, folder: Path) -> None:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    weights, moments = get_state_dict(model, optimizer)
+    dcp.save({"model": weights, "optimizer": moments}, checkpoint_id=folder / SHARDED_DIR)
+
+
+def is_sharded(checkpoint: Path) -> bool:
+    """Whether ``checkpoint`` holds an FSDP run's shards rather than single weight and optimizer files."""
+    return (Path(checkpoint) / SHARDED_DIR).is_dir()
+
+
+def check_strategy(found: Path, sharded: bool) -> None:
+    """Refuse to resume an FSDP checkpoint without FSDP, or a single-file one with FSDP."""
+    if is_sharded(found) and not sharded:
+        raise ConfigError(
+            f"{found} holds an FSDP run's shards ({SHARDED_DIR}/), which only FSDP resumes; run under "
+            f"torchrun with train.strategy fsdp, or use another model_dir"
+        )
+    if sharded and not is_sharded(found):
+        raise ConfigError(
+            f"{found} holds the weights of one process or DDP ({MODEL_FILE}), which FSDP does not resume; "
+            f"set train.strategy ddp, or use another model_dir"
+        )
+
+
+def load_sharded(model: nn.Module, optimizer: torch.optim.Optimizer, checkpoint: Path) -> None:
+    """Load an FSDP checkpoint's shards into the sharded ``model`` and its ``optimizer`` (the number of
+    processes may differ from the run's that wrote it: torch.distributed.checkpoint reshards)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import CheckpointException
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    weights, moments = get_state_dict(model, optimizer)
+    found = {"model": weights, "optimizer": moments}
+    folder = Path(checkpoint) / SHARDED_DIR
+    try:
+        dcp.load(found, checkpoint_id=folder)
+    except (CheckpointException, OSError, RuntimeError) as exc:
+        detail = " ".join(str(exc).split())[:400]
+        raise InputError(
+            f"checkpoint shards {folder} cannot be read ({detail}); {FIX.format(folder=checkpoint)}"
+        ) from None
+    set_state_dict(model, optimizer, model_state_dict=found["model"], optim_state_dict=found["optimizer"])
 
 
 class _Damaged(Exception):
@@ -153,12 +220,24 @@ def check(found: Path, model: Mapping[str, Any]) -> dict[str, Any]:
     (reading no tensor, so that a run fails before it does any work); return its trainer state."""
     check_model(found, model)
     state = read_state(found)
-    read_file(found, MODEL_FILE, _check_weights)
+    if is_sharded(found):
+        read_file(found, SHARDED_METADATA, _check_sharded)
+    else:
+        read_file(found, MODEL_FILE, _check_weights)
     return state
 
 
 def load_weights(model: nn.Module, checkpoint: Path) -> None:
-    """Load a checkpoint's weights into ``model``; every tensor must match by name and shape."""
+    """Load a checkpoint's weights into ``model`` (an FSDP run's shards too, gathered whole in this one
+    process); every tensor must match by name and shape."""
+    if is_sharded(checkpoint):
+        weights = read_weights(checkpoint)
+        try:
+            model.load_state_dict(weights, strict=True)
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())
+            raise InputError(f"{checkpoint}: weights do not fit this model ({detail[:400]})") from None
+        return
 
     def parse(path: Path) -> None:
         try:
@@ -173,7 +252,9 @@ def load_weights(model: nn.Module, checkpoint: Path) -> None:
 
 
 def read_weights(checkpoint: Path, fix: str = FIX) -> dict[str, torch.Tensor]:
-    """Return a checkpoint's tensors by name."""
+    """Return a checkpoint's tensors by name (an FSDP run's shards gathered whole)."""
+    if is_sharded(checkpoint):
+        return read_file(checkpoint, SHARDED_METADATA, _parse_sharded_weights, fix)
     return read_file(checkpoint, MODEL_FILE, _parse_weights, fix)
 
 
@@ -228,6 +309,34 @@ def _check_weights(path: Path) -> None:
         raise _Damaged(f"is truncated or not a safetensors file ({exc})") from None
 
 
+def _check_sharded(path: Path) -> None:
+    if path.stat().st_size == 0:
+        raise _Damaged("is empty")
+
+
+def _parse_sharded_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read the model's tensors of the shards whose metadata is ``path``, whole, in one process."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import CheckpointException
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    reader = dcp.FileSystemReader(str(path.parent))
+    try:
+        stored = reader.read_metadata().state_dict_metadata
+        prefix = "model."
+        weights = {
+            key.removeprefix(prefix): torch.empty(tuple(meta.size), dtype=meta.properties.dtype)
+            for key, meta in stored.items()
+            if key.startswith(prefix) and isinstance(meta, TensorStorageMetadata)
+        }
+        with warnings.catch_warnings():  # "… assuming the intent is to load in a single process": it is
+            warnings.simplefilter("ignore", UserWarning)
+            dcp.load({"model": weights}, storage_reader=reader, no_dist=True)
+    except (CheckpointException, OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+        raise _Damaged(f"or its shards cannot be read ({' '.join(str(exc).split())[:300]})") from None
+    return weights
+
+
 def _parse_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
@@ -242,6 +351,8 @@ def _encode(value: Any) -> Any:
         return {"__tensor__": base64.b64encode(buffer.getvalue()).decode("ascii")}
     if isinstance(value, Mapping):
         return {key: _encode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_encode(item) for item in value]
     return value
 
 
@@ -250,4 +361,6 @@ def _decode(value: Any) -> Any:
         if set(value) == {"__tensor__"}:
             return torch.load(io.BytesIO(base64.b64decode(value["__tensor__"])))
         return {key: _decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
     return value

@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
@@ -15,6 +15,8 @@ from linctl.models.hf_bert import CONFIG_FILE as HF_CONFIG
 from linctl.runtime.device import DeviceName, Precision
 from linctl.tasks import TaskSpec
 from linctl.train.optim import OptimConfig
+
+Strategy = Literal["ddp", "fsdp"]  # under torchrun: replicas (DDP) or sharded weights (FSDP2)
 
 
 class LoopOptions(Strict):
@@ -35,6 +37,7 @@ class LoopOptions(Strict):
     device: DeviceName = "auto"
     compile: bool = False  # torch.compile the training step, after `linctl validate`'s checks pass
     init_checkpoint: Path | None = None  # pretrained weights for a fresh run: linctl or Hugging Face BERT
+    strategy: Strategy = "ddp"  # under torchrun: DDP (replicas) or FSDP2 (fully_shard per block)
 
 
 class RunConfig(Strict):

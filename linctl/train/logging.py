@@ -76,7 +76,7 @@ def _tensorboard(folder: Path) -> Any:
 class TrainProgress:
     """A progress bar over optimizer steps showing loss, learning rate and tokens per second."""
 
-    def __init__(self, total: int, done: int) -> None:
+    def __init__(self, total: int, done: int, shown: bool = True) -> None:
         columns = (
             TextColumn("[bold]train"),
             BarColumn(),
@@ -84,7 +84,7 @@ class TrainProgress:
             TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[rate]} tok/s"),
             TimeElapsedColumn(),
         )
-        self._bar = Progress(*columns, console=console, disable=bars_off())
+        self._bar = Progress(*columns, console=console, disable=bars_off() or not shown)
         self._task = self._bar.add_task("train", total=total, completed=done, loss="-", lr="-", rate="-")
 
     def __enter__(self) -> "TrainProgress":

@@ -1,6 +1,7 @@
 """The one training loop: any model, any task, checkpoints that a rerun resumes from exactly."""
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,12 +11,14 @@ from typing import Any
 import torch
 
 from linctl.data.loader import Batches
-from linctl.errors import InputError, LinctlError
+from linctl.errors import InputError, LinctlError, RankFailed
 from linctl.models import MODELS
 from linctl.runtime.device import autocast, resolve_device, rng_states, set_rng_states
 from linctl.tasks import TASKS
+from linctl.tasks.base import shared_evaluation
 from linctl.train import checkpoint
 from linctl.train.config import RunConfig
+from linctl.train.distributed import Job
 from linctl.train.logging import MetricsLog, TrainProgress
 from linctl.train.optim import build_optimizer, learning_rate
 from linctl.train.warm_start import WarmStart, warm_start
@@ -38,6 +41,7 @@ class TrainResult:
     train: dict[str, float] = field(default_factory=dict)  # metrics of the last logging window
     tokens_per_s: float = 0.0
     padding: float = 0.0  # share of batch slots that were padding
+    main: bool = True  # whether this process is the one that reports (rank 0 under torchrun)
 
 
 Preflight = Callable[[RunConfig, torch.device], None]
@@ -46,12 +50,34 @@ Preflight = Callable[[RunConfig, torch.device], None]
 def train(cfg: RunConfig, preflight: Preflight | None = None) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.task``; resume from the newest checkpoint in ``cfg.model_dir``.
 
+    Under torchrun every process calls this: they share each step's micro-batches, rank 0 alone logs and
+    shows progress, and checkpoints are written together (linctl.train.distributed).
+
     Args:
         preflight: with ``train.compile``, called before compiling to refuse a config that would not
             train (the CLI passes `linctl validate`'s check), so that it fails in seconds, not minutes.
     """
+    job, device = Job.join(resolve_device(cfg.train.device))
+    try:
+        return _train(cfg, preflight, job, device)
+    except RuntimeError as exc:
+        if job.world == 1:
+            raise
+        # most often a collective that lost a process that died: "[…/pair.cc:553] Connection closed by
+        # peer [127.0.0.1]:59108. This is typically caused by …": its first sentence, without the source line
+        detail = re.sub(r"^\[[^\]]*\]\s*", "", " ".join(str(exc).split())).split(". ")[0][:300]
+        raise RankFailed(
+            f"process {job.rank} of {job.world} stopped: {detail} "
+            f"(if another process died, torchrun names it)",
+            1,
+        ) from exc
+    finally:
+        job.leave()
+
+
+def _train(cfg: RunConfig, preflight: Preflight | None, job: Job, device: torch.device) -> TrainResult:
     opts = cfg.train
-    device = resolve_device(opts.device)
+    mine = job.micro_batches(opts.accumulate)
     torch.use_deterministic_algorithms(opts.deterministic)
     # Nothing is written to the model folder (nor is it created) before every check has passed: a run
     # refused leaves the folder as it found it, or absent.
@@ -59,25 +85,33 @@ def train(cfg: RunConfig, preflight: Preflight | None = None) -> TrainResult:
     resume = checkpoint.latest(model_dir)
     if resume is not None:
         resumed = checkpoint.check(resume, cfg.model.model_dump(mode="json"))  # damaged: refused, not skipped
+        checkpoint.check_strategy(resume, job.joined and opts.strategy == "fsdp")
 
     torch.manual_seed(opts.seed)
     task = TASKS.build(cfg.task, cfg.model, opts.seed)
     task.check()
     if opts.compile and preflight is not None:
         preflight(cfg, device)
-    model = MODELS.build(cfg.model).to(device)
+    model = MODELS.build(cfg.model).to(device)  # the same initial weights in every process
     started = None
     if resume is None and opts.init_checkpoint is not None:
         started = warm_start(model, opts.init_checkpoint, task.files().get("vocab.txt"))
+    if resume is not None and not checkpoint.is_sharded(resume):
+        checkpoint.load_weights(model, resume)
+    replica = job.wrap(model, opts.strategy, opts.precision)
     # batches differ in length (bucketing): one shape-generic program instead of a recompile per length
-    stepping = torch.compile(model, dynamic=True) if opts.compile else model  # shares ``model``'s weights
+    stepping = torch.compile(replica, dynamic=True) if opts.compile else replica  # shares ``model``'s weights
     optimizer = build_optimizer(model, cfg.optim)
     step = 0
     if resume is not None:
-        checkpoint.load_weights(model, resume)
-        checkpoint.load_optimizer(optimizer, resume, device)
+        if checkpoint.is_sharded(resume):
+            checkpoint.load_sharded(model, optimizer, resume)
+        else:
+            checkpoint.load_optimizer(optimizer, resume, device)
         step = resumed["step"]
-        set_rng_states(resumed["rng"], device)
+        set_rng_states(job.own_rng(resumed, opts.seed), device)
+    elif not job.main:
+        set_rng_states(job.own_rng({"step": 0}, opts.seed), device)  # dropout: other draws than rank 0
 
     batches = Batches(task.train_lengths, opts.batch_size, opts.seed, opts.bucket_window)
     if batches.per_epoch == 0:
@@ -87,29 +121,32 @@ def train(cfg: RunConfig, preflight: Preflight | None = None) -> TrainResult:
         )
     config_dump = cfg.model_dump(mode="json")
     result = TrainResult(model_dir, step, step, resume, started)
-    model_dir.mkdir(parents=True, exist_ok=True)  # the checks passed: the run writes from here on
-    checkpoint.remove_partial(model_dir)
-    log = MetricsLog(model_dir, step)
+    if job.main:
+        model_dir.mkdir(parents=True, exist_ok=True)  # the checks passed: the run writes from here on
+        checkpoint.remove_partial(model_dir)
+    log = MetricsLog(model_dir, step) if job.main else None
     window = _Window()
     model.train()
     try:
-        with TrainProgress(opts.steps, step) as bar:
+        with TrainProgress(opts.steps, step, shown=job.main) as bar:
             while step < opts.steps:
                 lr = learning_rate(cfg.optim, step, opts.steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 losses = []
-                for micro in range(opts.accumulate):
+                for micro in mine:
                     index = step * opts.accumulate + micro
                     batch = {k: v.to(device) for k, v in task.train_batch(batches[index], index).items()}
-                    with autocast(device, opts.precision):
-                        loss, sums = task.loss(stepping, batch)
-                    (loss / opts.accumulate).backward()
+                    with job.accumulating(replica, last=micro == mine[-1]):
+                        with autocast(device, opts.precision):
+                            loss, sums = task.loss(stepping, batch)
+                        (loss / len(mine)).backward()  # the processes' gradients are averaged
                     losses.append(loss.detach())
                     window.add(sums, *task.count_tokens(batch))
                 clip = cfg.optim.clip_grad_norm or math.inf
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
-                step_loss = float(torch.stack(losses).mean())
+                grad_norm = job.norm(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
+                (loss_sum,) = job.sum([float(torch.stack(losses).sum())])
+                step_loss = loss_sum / opts.accumulate
                 if not (math.isfinite(step_loss) and math.isfinite(grad_norm)):
                     last = checkpoint.latest(model_dir)
                     raise TrainingError(
@@ -122,25 +159,30 @@ def train(cfg: RunConfig, preflight: Preflight | None = None) -> TrainResult:
                 step += 1
 
                 if step % opts.log_every == 0 or step == opts.steps:
-                    record = window.flush(task.summarize)
+                    record = window.flush(task.summarize, job)
                     result.train, result.tokens_per_s = record["train"], record["tokens_per_s"]
-                    log.write({"step": step, "lr": lr, "grad_norm": grad_norm, **_flat(record)})
+                    if log is not None:
+                        log.write({"step": step, "lr": lr, "grad_norm": grad_norm, **_flat(record)})
                 bar.update(step, step_loss, lr, result.tokens_per_s)
                 paused = time.perf_counter()
                 if (opts.eval_every and step % opts.eval_every == 0) or step == opts.steps:
-                    result.eval = task.evaluate(model, device, opts.eval_batch_size, opts.precision)
-                    if result.eval:
+                    with shared_evaluation(job.rank, job.world), job.evaluating(replica) as evaluated:
+                        result.eval = task.evaluate(evaluated, device, opts.eval_batch_size, opts.precision)
+                    if result.eval and log is not None:
                         log.write({"step": step, **{f"eval_{k}": v for k, v in result.eval.items()}})
                 if (opts.checkpoint_every and step % opts.checkpoint_every == 0) or step == opts.steps:
                     state = {"step": step, "rng": rng_states(device), "micro_batches": step * opts.accumulate}
+                    if job.joined:
+                        state["rank_rng"] = job.gather(rng_states(device))
                     files, keep = task.files(), opts.keep_checkpoints
                     result.checkpoint = checkpoint.save(
-                        model_dir, step, model, optimizer, state, config_dump, files, keep
+                        model_dir, step, model, optimizer, state, config_dump, files, keep, job
                     )
                 window.start += time.perf_counter() - paused  # evaluation and saving are not training time
     finally:
-        log.close()
-    result.steps, result.padding = step, window.padding
+        if log is not None:
+            log.close()
+    result.steps, result.padding, result.main = step, window.padding, job.main
     return result
 
 
@@ -159,8 +201,12 @@ class _Window:
         self.tokens += tokens
         self.slots += slots
 
-    def flush(self, summarize: Any) -> dict[str, Any]:
+    def flush(self, summarize: Any, job: Job) -> dict[str, Any]:
+        """Return the window's record, its sums, tokens and slots added up over every process."""
         seconds = max(time.perf_counter() - self.start, 1e-9)
+        keys = sorted(self.sums)
+        *totals, self.tokens, self.slots = job.sum([*(self.sums[k] for k in keys), self.tokens, self.slots])
+        self.sums = dict(zip(keys, totals, strict=True))
         record = {
             "train": summarize(self.sums),
             "tokens_per_s": self.tokens / seconds,

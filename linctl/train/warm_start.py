@@ -21,7 +21,14 @@ from linctl.atomic import sha256_file
 from linctl.errors import ConfigError, InputError
 from linctl.models import Model, ModelSpec
 from linctl.models.hf import importer
-from linctl.train.checkpoint import CONFIG_FILE, MODEL_FILE, read_config, read_weights
+from linctl.train.checkpoint import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    SHARDED_DIR,
+    is_sharded,
+    read_config,
+    read_weights,
+)
 
 HF_CONFIG, VOCAB = "config.json", "vocab.txt"
 SHOWN = 8  # names listed in an error before "and N more"
@@ -135,14 +142,14 @@ def _read(source: Path) -> tuple[dict[str, Tensor], Path | None, dict[str, Any] 
     if (source / HF_CONFIG).is_file():
         found = importer(source).read(source)
         return found.state_dict, found.vocab, found.config.model_dump(mode="json"), list(found.ignored)
-    if (source / MODEL_FILE).is_file():
+    if (source / MODEL_FILE).is_file() or is_sharded(source):  # one process's or DDP's, or FSDP's shards
         state = read_weights(source, fix="give another --init-checkpoint")
         vocab = source / VOCAB
         config = _model_config(source) if (source / CONFIG_FILE).is_file() else None
         return state, vocab if vocab.is_file() else None, config, []
     raise InputError(
-        f"--init-checkpoint {source}: neither a linctl checkpoint ({MODEL_FILE}) nor a Hugging Face BERT or "
-        f"Funnel folder ({HF_CONFIG} with model.safetensors or pytorch_model.bin)"
+        f"--init-checkpoint {source}: neither a linctl checkpoint ({MODEL_FILE} or {SHARDED_DIR}/) nor a "
+        f"Hugging Face BERT or Funnel folder ({HF_CONFIG} with model.safetensors or pytorch_model.bin)"
     )
 
 

@@ -95,8 +95,8 @@ def test_a_full_standard_output_is_one_line_and_no_traceback(args):
         ),
         (
             ["prepare", "vocb"],
-            "error: no command 'vocb' in prepare; commands: wikicorpus, vocab, mlm, glue, wikitext, "
-            "translation, wmt14",
+            "error: no command 'vocb' in prepare; commands: wikicorpus, vocab, mlm, merge-manifests, glue, "
+            "wikitext, translation, wmt14",
         ),
         (["bench", "--seq-le", "3"], "error: bench has no option --seq-le; did you mean --seq-len?"),
         (["--bogus"], "error: linctl has no option --bogus; options: --help, --version"),
