@@ -1,5 +1,5 @@
 """`python -m linctl` runs the command line."""
 
-from linctl.cli.app import main
+from linctl.cli.start import main
 
 main()

@@ -12,7 +12,7 @@ from linctl.cli.bench import bench
 from linctl.cli.command import LinctlCommand
 from linctl.cli.compile import compile_model
 from linctl.cli.download import download
-from linctl.cli.errors import EXIT_EXPECTED, WRITE_ERRORS, LinctlGroup, stop_on_sigterm
+from linctl.cli.errors import EXIT_EXPECTED, WRITE_ERRORS, LinctlGroup
 from linctl.cli.evaluate import evaluate
 from linctl.cli.prepare import prepare_app
 from linctl.cli.train import train
@@ -51,8 +51,10 @@ def root(
 
 
 def main() -> None:
-    """Entry point of the `linctl` console script."""
-    stop_on_sigterm()
+    """Run the app; a write error of standard output (full disk, closed pipe) ends it in one line.
+
+    The console script enters through linctl.cli.start, which handles Ctrl-C and SIGTERM from the start.
+    """
     try:
         try:
             app()

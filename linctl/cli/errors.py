@@ -3,7 +3,6 @@
 import difflib
 import errno
 import os
-import signal
 import sys
 import traceback
 from concurrent.futures.process import BrokenProcessPool
@@ -13,26 +12,13 @@ import typer
 from typer._click.exceptions import NoSuchOption, UsageError
 from typer.core import TyperGroup
 
+from linctl.cli.start import KEPT, stopped
 from linctl.errors import LinctlError, RankFailed
 
 EXIT_EXPECTED = 2  # bad input, config or output folder: the message says what to fix
 EXIT_BUG = 1  # anything else: a bug in linctl, or a worker process killed from outside
-EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM  # the shell's codes: 130, 143
 # Errors of a write to standard output that are the destination's, not linctl's: closed pipe, full disk.
 WRITE_ERRORS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (`kill PID`, a scheduler stopping a job): the run stops as a Ctrl-C stops it."""
-
-
-def stop_on_sigterm() -> None:
-    """Make SIGTERM raise :class:`Terminated` in the main thread, so that it ends a run like Ctrl-C."""
-
-    def terminate(signum: int, frame: object) -> None:
-        raise Terminated
-
-    signal.signal(signal.SIGTERM, terminate)
 
 
 def debugging() -> bool:
@@ -66,17 +52,16 @@ class LinctlGroup(TyperGroup):
             _report(f"error: {exc}")
             raise typer.Exit(EXIT_EXPECTED) from None
         except KeyboardInterrupt as exc:
-            stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
-            _report(f"{stopped}: finished output files are kept; run the same command again to resume")
-            raise typer.Exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED) from None
+            line, code = stopped(exc)
+            _report(line)
+            raise typer.Exit(code) from None
         except RankFailed as exc:
             if str(exc):  # else the process that failed said why
                 _report(f"error: {exc}")
             raise typer.Exit(exc.exit_code) from None
         except BrokenProcessPool:
             _report(
-                "error: a worker process of this run died (killed from outside, or out of memory); "
-                "finished output files are kept; run the same command again to resume"
+                f"error: a worker process of this run died (killed from outside, or out of memory); {KEPT}"
             )
             raise typer.Exit(EXIT_BUG) from None
         except Exception as exc:

@@ -2,10 +2,14 @@
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import typer
 
 from linctl import __version__
 
@@ -113,3 +117,18 @@ def test_an_unknown_command_or_option_is_one_line_naming_the_valid_ones(cli, arg
     result = cli(*args, ok=False)
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [line]
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace delivers the signal at a chosen moment")
+@pytest.mark.parametrize(("signum", "line", "code"), [
+    (signal.SIGINT, "interrupted: finished output files are kept; run the same command again to resume", 130),
+    (signal.SIGTERM, "terminated: finished output files are kept; run the same command again to resume", 143),
+])  # fmt: skip
+def test_a_signal_while_the_command_line_loads_ends_it_in_one_line(signum, line, code):
+    typer_dir = Path(typer.__file__).parent  # listed while linctl loads its app, before any command runs
+    inject = ["strace", "-qq", "-o", os.devnull, "-P", typer_dir, "-e", "trace=openat",
+              "-e", f"inject=openat:signal={signal.Signals(signum).name.removeprefix('SIG')}"]  # fmt: skip
+    done = subprocess.run([*map(str, inject), sys.executable, "-m", "linctl", "--help"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    said = [said for said in done.stderr.splitlines() if not said.startswith("strace: ")]  # strace's notes
+    assert (done.returncode, said) == (code, [line])
