@@ -245,19 +245,11 @@ def test_published_sizes_and_labels(glue_out):
     assert labels("CoLA", "train", "--max-seq-length", 19) == {"0": 2528, "1": 6023}
 
 
-def test_shipped_sst2_config(cli, monkeypatch, tmp_path):
+def test_shipped_sst2_config(cli, monkeypatch, tmp_path, data_dir, vocab_file):
     monkeypatch.chdir(REPO)  # the config's paths are relative to the repository root
     out = tmp_path / "sst2"
-    cli(
-        "prepare",
-        "glue",
-        "--config",
-        "configs/glue/prepare-glue-sst2.yaml",
-        "--splits",
-        "dev",
-        "--output-dir",
-        out,
-    )
+    cli("prepare", "glue", "--config", "configs/glue/prepare-glue-sst2.yaml", "--splits", "dev",
+        "--output-dir", out, "--input", data_dir / "glue" / "SST-2", "--vocab-file", vocab_file)  # fmt: skip
     manifest = ShardSet(out / "dev").manifest
     assert manifest["options"]["max_seq_length"] == 128 and manifest["options"]["do_lower_case"] is True
 

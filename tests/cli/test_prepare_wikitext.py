@@ -312,14 +312,17 @@ def test_token_stream_is_mapped_and_checked(tmp_path, wt2, wt2_out):
         TokenStream(moved / "test", verify=False)
 
 
-def test_shipped_config_and_set(cli, monkeypatch, tmp_path):
+def test_shipped_config_and_set(cli, monkeypatch, tmp_path, wt2):
     monkeypatch.chdir(REPO)  # the config's paths are relative to the repository root
     out = tmp_path / "lm"
     config = "configs/lm/prepare-wikitext-wt2.yaml"
-    cli("prepare", "wikitext", "--config", config, "--set", "splits=valid", "--output-dir", out)
+    data = f"input={wt2}"  # its ../shared/data, or the excerpts where that is absent
+    cli(
+        "prepare", "wikitext", "--config", config, "--set", "splits=valid", "--set", data, "--output-dir", out
+    )
     assert sorted(p.name for p in out.iterdir()) == ["valid", "vocab.txt"]
     assert TokenStream(out / "valid").manifest["options"]["tokenizer"] == "word"
-    cli("validate", "--config", config)  # recognised as prepare wikitext's options by its name
+    cli("validate", "--config", config, "--set", data)  # recognised as prepare wikitext's options by its name
 
 
 def test_missing_inputs(cli, tmp_path, small, wt2):
