@@ -194,8 +194,6 @@ def test_lost_manifest_is_resumed(cli, tmp_path, small):
     assert (out / "test" / "tokens.arrow").stat().st_mtime_ns == test_mtime
 
 
-# The kill must land while the train split is written: only the whole train file takes long enough.
-@pytest.mark.full_data("wikitext-2/train.txt.gz")
 def test_killed_run_resumes_to_identical_output(tmp_path, wt2, wt2_out):
     args = [sys.executable, "-m", "linctl", "prepare", "wikitext", "--input", str(wt2)]
     env = {**os.environ, "LINCTL_PROGRESS": "0"}
