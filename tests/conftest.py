@@ -1,4 +1,5 @@
-"""Shared fixtures: seeded, two threads, no network, real data from LINCTL_DATA (default ../shared/data)."""
+"""Shared fixtures: seeded, two threads, no network, real data from LINCTL_DATA (default ../shared/data), else
+the excerpts of it in tests/data."""
 
 import os
 import random
@@ -15,10 +16,34 @@ from linctl.cli.app import app
 from linctl.data.datasets import data_root
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = data_root(REPO).resolve()  # LINCTL_DATA, else ../shared/data beside the repository
+FULL_DATA = data_root(REPO).resolve()  # LINCTL_DATA, else ../shared/data beside the repository
+EXCERPTS = REPO / "tests" / "data"  # a few hundred rows of each file, same layout (tests/data/README.md)
+# The one rule: the full data folder when it holds anything (LINCTL_DATA naming a missing or empty folder
+# counts as absent), else the excerpts; tests marked `full_data` skip unless their files are in FULL_DATA.
+DATA = FULL_DATA if FULL_DATA.is_dir() and any(FULL_DATA.iterdir()) else EXCERPTS
 
 os.environ["LINCTL_PROGRESS"] = "0"
 torch.set_num_threads(2)
+
+
+def pytest_report_header() -> str:
+    if DATA == FULL_DATA:
+        return f"data: {DATA}"
+    return f"data: {DATA} (excerpts; nothing at {FULL_DATA}: tests marked full_data skip)"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test marked ``full_data(PATH, …)`` unless each PATH is whole under the full data folder."""
+    marker = item.get_closest_marker("full_data")
+    if marker is None:
+        return
+    missing = [str(path) for path in marker.args if DATA == EXCERPTS or not (FULL_DATA / path).exists()]
+    if missing:
+        pytest.skip(
+            f"needs the whole of {', '.join(missing)}, not found under {FULL_DATA} (tests/data holds "
+            "excerpts only): put the shared data folder beside the repository as ../shared/data, or set "
+            "LINCTL_DATA to it"
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -35,9 +60,7 @@ def _seeded_and_offline(monkeypatch):
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The shared real datasets (see ../shared/data/README.md)."""
-    if not DATA.is_dir():
-        pytest.fail(f"datasets not found at {DATA}: set LINCTL_DATA to the shared/data folder")
+    """The real datasets: the full data folder (../shared/data/README.md) when there, else tests/data."""
     return DATA
 
 

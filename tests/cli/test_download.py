@@ -233,6 +233,7 @@ def test_sgm_members_become_one_segment_per_line(server, tmp_path):
     )
 
 
+@pytest.mark.full_data("glue/MRPC")  # not in tests/data: its licence restricts redistribution
 def test_mrpc_splits_are_glues(data_dir, tmp_path):
     """GLUE's train/dev/test.tsv are made from Microsoft's files and GLUE's dev ids, byte for byte."""
     mrpc = tmp_path / "glue" / "MRPC"

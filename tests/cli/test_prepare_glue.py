@@ -1,5 +1,7 @@
 """`linctl prepare glue` on the real GLUE-family files in ../shared/data/glue with the BERT vocabulary."""
 
+import json
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -9,6 +11,7 @@ from linctl.data.shards import ShardSet
 from linctl.data.tokenizer import load_vocab
 
 REPO = Path(__file__).resolve().parents[2]
+SPLITS = ("train", "dev", "test")
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +49,14 @@ def rows(folder: Path) -> pa.Table:
     return ShardSet(folder).table
 
 
+def tsv_rows(path: Path, header: bool = True) -> list[list[str]]:
+    return [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()[header:]]
+
+
+def jsonl_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
 def decode(vocab, ids) -> list[str]:
     return [vocab.tokens[i] for i in ids]
 
@@ -69,20 +80,22 @@ def check_framing(table: pa.Table, vocab, max_seq_length: int, pair: bool) -> No
         assert segments == [0] * (seps[0] + 1) + [1] * (len(ids) - seps[0] - 1)
 
 
-def test_sst2_dev_and_test(glue_out, vocab):
+def test_sst2_dev_and_test(glue_out, data_dir, vocab):
     out = glue_out("SST-2", "--splits", "dev,test", "--max-seq-length", 31)
     assert sorted(p.name for p in out.iterdir()) == ["dev", "test"]
     dev, test = rows(out / "dev"), rows(out / "test")
-    assert dev.num_rows == 872 and test.num_rows == 1821
+    dev_rows = tsv_rows(data_dir / "glue" / "SST-2" / "dev.tsv")
+    test_count = len(tsv_rows(data_dir / "glue" / "SST-2" / "test.tsv"))
+    assert dev.num_rows == len(dev_rows) and test.num_rows == test_count
     assert dev.schema.field("labels").type == pa.int64()
-    assert dev.column("labels").to_pylist().count(1) == 444
-    assert dev.column("index").to_pylist() == list(range(872))
+    assert dev.column("labels").to_pylist() == [int(label) for _, label in dev_rows]
+    assert dev.column("index").to_pylist() == list(range(len(dev_rows)))
     first = decode(vocab, dev.column("input_ids")[0].as_py())
     assert first[:5] == ["[CLS]", "it", "'", "s", "a"] and first[-2:] == [".", "[SEP]"]
     check_framing(dev, vocab, 31, pair=False)
     # test: no labels, the GLUE index kept for the submission file
     assert "labels" not in test.column_names
-    assert test.column("index").to_pylist() == list(range(1821))
+    assert test.column("index").to_pylist() == list(range(test_count))
     assert decode(vocab, test.column("input_ids")[0].as_py())[1:3] == ["uneasy", "mis"]
     manifest = ShardSet(out / "test").manifest
     assert manifest["kind"] == "glue" and manifest["counts"]["labelled"] is False
@@ -113,10 +126,11 @@ def test_sst2_train_slice_and_rerun_is_a_no_op(cli, tmp_path, data_dir, vocab_fi
     assert other.exit_code == 2 and "max_seq_length=9" in other.stderr
 
 
-def test_mnli_dev_matched_pairs(glue_out, vocab):
+def test_mnli_dev_matched_pairs(glue_out, data_dir, vocab):
     out = glue_out("MNLI", "--max-seq-length", 64)
     table = rows(out / "dev_matched")
-    assert table.num_rows == 9815
+    records = jsonl_records(data_dir / "glue" / "MNLI" / "dev_matched.jsonl")
+    assert table.num_rows == len(records)
     ids, segments = table.column("input_ids")[0].as_py(), table.column("segment_ids")[0].as_py()
     text = " ".join(decode(vocab, ids))
     assert (
@@ -125,17 +139,15 @@ def test_mnli_dev_matched_pairs(glue_out, vocab):
     assert segments == [0] * 8 + [1] * 7
     manifest = ShardSet(out / "dev_matched").manifest
     assert manifest["options"]["label_names"] == ["contradiction", "entailment", "neutral"]
-    assert manifest["counts"]["label_counts"] == {"contradiction": 3213, "entailment": 3479, "neutral": 3123}
+    assert manifest["counts"]["label_counts"] == Counter(record["label"] for record in records)
     assert table.column("labels")[0].as_py() == 2  # neutral
     check_framing(table, vocab, 64, pair=True)
 
 
 def test_pairs_are_cut_longest_first(glue_out, data_dir, vocab):
-    import json
-
     out = glue_out("MNLI", "--max-seq-length", 17)
     table = rows(out / "dev_matched")
-    records = [json.loads(line) for line in (data_dir / "glue" / "MNLI" / "dev_matched.jsonl").open()]
+    records = jsonl_records(data_dir / "glue" / "MNLI" / "dev_matched.jsonl")
     tokenizer = vocab.tokenizer()
     cut = 0
     for record, ids in zip(records, table.column("input_ids").to_pylist(), strict=True):
@@ -148,56 +160,96 @@ def test_pairs_are_cut_longest_first(glue_out, data_dir, vocab):
     check_framing(table, vocab, 17, pair=True)
 
 
-def test_stsb_csv_float_labels(glue_out, vocab):
+def test_stsb_csv_float_labels(glue_out, data_dir, vocab):
     out = glue_out("STS-B", "--max-seq-length", 23)
-    sizes = {split: rows(out / split).num_rows for split in ("train", "dev", "test")}
-    assert sizes == {"train": 5749, "dev": 1500, "test": 1379}  # rows with licence fields included
+    files = {
+        split: tsv_rows(data_dir / "glue" / "STS-B" / f"sts-{split}.csv", header=False) for split in SPLITS
+    }
+    assert {split: rows(out / split).num_rows for split in SPLITS} == {
+        split: len(lines)
+        for split, lines in files.items()  # rows with licence fields included
+    }
     dev = rows(out / "dev")
     assert dev.schema.field("labels").type == pa.float32()
-    assert dev.column("labels").to_pylist()[:2] == [5.0, 4.75]
+    assert dev.column("labels").to_pylist() == pytest.approx([float(row[4]) for row in files["dev"]])
     assert ShardSet(out / "dev").manifest["options"]["regression"] is True
     check_framing(dev, vocab, 23, pair=True)
 
 
-def test_rte_jsonl(glue_out, vocab):
+def test_rte_jsonl(glue_out, data_dir, vocab):
     out = glue_out("RTE", "--max-seq-length", 33)
-    train, dev, test = (rows(out / split) for split in ("train", "dev", "test"))
-    assert (train.num_rows, dev.num_rows, test.num_rows) == (2490, 277, 3000)
-    assert ShardSet(out / "train").manifest["counts"]["label_counts"] == {
-        "entailment": 1249,
-        "not_entailment": 1241,
+    train, dev, test = (rows(out / split) for split in SPLITS)
+    files = {
+        split: jsonl_records(data_dir / "glue" / "RTE" / f"{split}.jsonl")
+        for split in ("train", "val", "test")
     }
-    assert "labels" not in test.column_names and test.column("index").to_pylist() == list(range(3000))
+    assert (train.num_rows, dev.num_rows, test.num_rows) == tuple(map(len, files.values()))
+    assert ShardSet(out / "train").manifest["counts"]["label_counts"] == Counter(
+        record["label"] for record in files["train"]
+    )
+    assert "labels" not in test.column_names
+    assert test.column("index").to_pylist() == list(range(len(files["test"])))
     check_framing(train, vocab, 33, pair=True)
 
 
-def test_cola_raw(glue_out, vocab):
+def test_cola_raw(glue_out, data_dir, vocab):
     out = glue_out("CoLA", "--max-seq-length", 19)
+    raw = {name: tsv_rows(data_dir / "glue" / "CoLA" / "raw" / f"{name}.tsv", header=False)
+           for name in ("in_domain_train", "in_domain_dev", "out_of_domain_dev")}  # fmt: skip
+    in_domain, out_of_domain = len(raw["in_domain_dev"]), len(raw["out_of_domain_dev"])
     sizes = {p.name: rows(p).num_rows for p in sorted(out.iterdir())}
-    assert sizes == {"dev": 1043, "dev_in_domain": 527, "dev_out_of_domain": 516, "train": 8551}
-    assert ShardSet(out / "train").manifest["counts"]["label_counts"] == {"0": 2528, "1": 6023}
+    assert sizes == {
+        "dev": in_domain + out_of_domain,
+        "dev_in_domain": in_domain,
+        "dev_out_of_domain": out_of_domain,
+        "train": len(raw["in_domain_train"]),
+    }
+    labels = ShardSet(out / "train").manifest["counts"]["label_counts"]
+    assert labels == Counter(row[1] for row in raw["in_domain_train"])
     dev = rows(out / "dev")
-    assert dev.column("index").to_pylist() == list(range(1043))
+    assert dev.column("index").to_pylist() == list(range(in_domain + out_of_domain))
     assert (
-        dev.column("input_ids").to_pylist()[527:]
+        dev.column("input_ids").to_pylist()[in_domain:]
         == rows(out / "dev_out_of_domain").column("input_ids").to_pylist()
     )
     check_framing(dev, vocab, 19, pair=False)
 
 
-def test_shipped_sst2_config(cli, monkeypatch, tmp_path):
+@pytest.mark.full_data("glue/SST-2", "glue/MNLI", "glue/STS-B", "glue/RTE", "glue/CoLA")
+def test_published_sizes_and_labels(glue_out):
+    """The whole files give the published split sizes and label counts."""
+
+    def size(task: str, split: str, *extra: object) -> int:
+        return rows(glue_out(task, *extra) / split).num_rows
+
+    def labels(task: str, split: str, *extra: object) -> dict[str, int]:
+        return ShardSet(glue_out(task, *extra) / split).manifest["counts"]["label_counts"]
+
+    sst2 = ("--splits", "dev,test", "--max-seq-length", 31)
+    assert (size("SST-2", "dev", *sst2), size("SST-2", "test", *sst2)) == (872, 1821)
+    assert rows(glue_out("SST-2", *sst2) / "dev").column("labels").to_pylist().count(1) == 444
+    assert size("MNLI", "dev_matched", "--max-seq-length", 64) == 9815
+    assert labels("MNLI", "dev_matched", "--max-seq-length", 64) == {
+        "contradiction": 3213,
+        "entailment": 3479,
+        "neutral": 3123,
+    }
+    assert [size("STS-B", split, "--max-seq-length", 23) for split in SPLITS] == [5749, 1500, 1379]
+    assert [size("RTE", split, "--max-seq-length", 33) for split in SPLITS] == [2490, 277, 3000]
+    assert labels("RTE", "train", "--max-seq-length", 33) == {"entailment": 1249, "not_entailment": 1241}
+    cola = [
+        size("CoLA", split, "--max-seq-length", 19)
+        for split in ("train", "dev_in_domain", "dev_out_of_domain")
+    ]
+    assert cola == [8551, 527, 516]
+    assert labels("CoLA", "train", "--max-seq-length", 19) == {"0": 2528, "1": 6023}
+
+
+def test_shipped_sst2_config(cli, monkeypatch, tmp_path, data_dir, vocab_file):
     monkeypatch.chdir(REPO)  # the config's paths are relative to the repository root
     out = tmp_path / "sst2"
-    cli(
-        "prepare",
-        "glue",
-        "--config",
-        "configs/glue/prepare-glue-sst2.yaml",
-        "--splits",
-        "dev",
-        "--output-dir",
-        out,
-    )
+    cli("prepare", "glue", "--config", "configs/glue/prepare-glue-sst2.yaml", "--splits", "dev",
+        "--output-dir", out, "--input", data_dir / "glue" / "SST-2", "--vocab-file", vocab_file)  # fmt: skip
     manifest = ShardSet(out / "dev").manifest
     assert manifest["options"]["max_seq_length"] == 128 and manifest["options"]["do_lower_case"] is True
 

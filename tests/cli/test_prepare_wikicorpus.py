@@ -88,24 +88,43 @@ def output_bytes(out: Path) -> dict[str, bytes]:
 
 def test_wikiextractor_folder_to_layout(cli, data_dir, tmp_path):
     out = tmp_path / "out"
-    result = prepare(cli, data_dir / EXTRACTED, out)
+    (tmp_path / "in").mkdir()
+    for name in ("wiki_00", "wiki_01", "wiki_02", "wiki_03"):  # and a file that is not WikiExtractor's
+        shutil.copy(data_dir / EXTRACTED / name, tmp_path / "in" / name)
+    (tmp_path / "in" / "SOURCE.md").write_text("# Where these files come from\n", encoding="utf-8")
+    result = prepare(cli, tmp_path / "in", out)
     assert "skipped SOURCE.md" in result.stderr
     _, held_out, manifest = layout(out, 4)
     assert len(held_out) == 3
     counts = manifest["counts"]
-    assert counts["articles read"] == 153
-    assert (counts["disambiguation dropped"], counts["lists dropped"]) == (6, 2)
-    assert counts["train articles"] + counts["eval articles"] + counts["empty dropped"] == 153 - 8
+    docs = sum(line.startswith("<doc ") for line in all_text(tmp_path / "in").splitlines())
+    assert counts["articles read"] == docs
+    dropped = counts["disambiguation dropped"] + counts["lists dropped"]
+    assert counts["disambiguation dropped"] >= 1 and counts["lists dropped"] >= 1
+    assert counts["train articles"] + counts["eval articles"] + counts["empty dropped"] == docs - dropped
     assert_no_markup(out)
     text = all_text(out)
     assert "Anarchism is an anti-authoritarian political and social philosophy" in text
+    assert "Aberdeen is a city in Scotland" not in text  # Aberdeen (disambiguation)
+    for title in ("Aberdeen (disambiguation)", "List of anthropologists"):
+        assert title not in text  # the title line of each <doc> is dropped too
+
+
+@pytest.mark.full_data(*(EXTRACTED / f"wiki_0{i}" for i in range(4)))
+def test_wikiextractor_sample_counts(cli, data_dir, tmp_path):
+    """The whole MLCommons sample: 153 articles, of which 6 disambiguation pages and 2 lists."""
+    out = tmp_path / "out"
+    prepare(cli, data_dir / EXTRACTED, out)
+    counts = layout(out, 4)[2]["counts"]
+    assert counts["articles read"] == 153
+    assert (counts["disambiguation dropped"], counts["lists dropped"]) == (6, 2)
+    text = all_text(out)
     for dropped in (
         "This is a list of characters in Ayn Rand's 1957 novel",  # List of Atlas Shrugged characters
         "Austin is the capital of Texas in the United States.",  # Austin (disambiguation)
         "An atlas is a collection of maps",  # Atlas (disambiguation)
     ):
         assert dropped not in text
-    assert "Austin (disambiguation)" not in text  # the title line of each <doc> is dropped too
 
 
 def test_xml_dump_to_layout(cli, data_dir, tmp_path):
@@ -131,7 +150,13 @@ def test_wikitext_folder_plain_and_gzip_to_layout(cli, data_dir, tmp_path):
     out = tmp_path / "out"
     prepare(cli, source, out, parts=5, eval_articles=4)
     parts, held_out, manifest = layout(out, 5)
-    assert manifest["counts"]["articles read"] == 60 + 62
+    titles = [
+        line
+        for name in ("valid.txt", "test.txt")
+        for line in (data_dir / "wikitext-2" / name).read_text(encoding="utf-8").splitlines()
+        if heading_level(line) == 1
+    ]
+    assert manifest["counts"]["articles read"] == len(titles)  # 60 + 62 in the whole files
     assert len(held_out) == 4
     assert_no_markup(out)
     sentences = [line for part in parts for article in part for line in article]
@@ -361,6 +386,7 @@ def test_after_a_refused_input_the_folder_takes_other_options(cli, data_dir, tmp
 
 
 @pytest.mark.slow
+@pytest.mark.full_data("wikitext-2/train.txt.gz")
 def test_wikitext2_train_to_layout(cli, data_dir, tmp_path):
     out = tmp_path / "out"
     prepare(cli, data_dir / "wikitext-2" / "train.txt.gz", out, parts=8, eval_articles=20, workers=2)

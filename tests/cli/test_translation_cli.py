@@ -110,8 +110,13 @@ def test_prepare_wmt14_finds_train_one_folder_down_and_keeps_all_of_newstest2014
     result = cli("prepare", "wmt14", "--input", data_dir / "wmt14-en-de", "--output-dir", tmp_path / "wmt",
                  "--vocab-size", 500, "--valid", "")  # fmt: skip
     assert result.exit_code == 0
-    assert len(ParallelShards(tmp_path / "wmt" / "train")) == 9610  # train-sample-10k-bpe/ less 390
-    assert len(ParallelShards(tmp_path / "wmt" / "test")) == 3003
+    wmt = data_dir / "wmt14-en-de"
+    train = json.loads((tmp_path / "wmt" / "train" / "manifest.json").read_text())["counts"]
+    dropped = train["dropped_empty"] + train["dropped_length"] + train["dropped_ratio"]
+    assert train["read"] == len((wmt / "train-sample-10k-bpe" / "train.en").read_bytes().splitlines())
+    assert len(ParallelShards(tmp_path / "wmt" / "train")) == train["pairs"] == train["read"] - dropped
+    test = (wmt / "newstest2014.en").read_bytes().splitlines()
+    assert len(ParallelShards(tmp_path / "wmt" / "test")) == len(test)  # 3003 pairs in the whole file
 
 
 def test_misaligned_files_and_a_csv_without_languages_fail_in_one_line(cli, parallel, tmp_path):

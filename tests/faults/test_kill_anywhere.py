@@ -44,6 +44,9 @@ ENV = {**os.environ, "LINCTL_PROGRESS": "0", "PYTHONPATH": str(REPO)}
 
 pytestmark = [
     pytest.mark.slow,
+    # Its inputs are the first 2400 lines of WikiText-2 valid, its train file and 1200 SST-2 sentences:
+    # more than tests/data holds (601 lines of valid would leave its valid split empty).
+    pytest.mark.full_data("wikitext-2/valid.txt", "wikitext-2/train.txt.gz", "glue/SST-2/train.tsv"),
     pytest.mark.skipif(
         not sys.platform.startswith("linux"), reason="reads /proc; workers die with their parent"
     ),
