@@ -13,15 +13,17 @@ import collections
 import contextlib
 import io
 import json
+import signal
 import sys
 import sysconfig
+import threading
 import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import CodeType
+from types import CodeType, FrameType
 from typing import Any
 
 import torch
@@ -201,7 +203,7 @@ def export_model(model: nn.Module, inputs: dict[str, Tensor]) -> ExportedProgram
     # torch prints the partial graph of a failed export to stderr; the one-line error replaces it.
     printed = io.StringIO()
     try:
-        with contextlib.redirect_stderr(printed):
+        with _stops_kept(), contextlib.redirect_stderr(printed):
             exported = torch.export.export(served, tuple(inputs.values()), dynamic_shapes=dynamic)
     except Exception as exc:
         if isinstance(exc, LinctlError):
@@ -226,13 +228,14 @@ def graph_stats(exported: ExportedProgram) -> dict[str, Any]:
 def compile_package(exported: ExportedProgram, package: Path) -> None:
     """AOT-compile an exported program into a ``.pt2`` package with AOTInductor."""
     try:
-        torch._inductor.aoti_compile_and_package(
-            exported,
-            package_path=str(package),
-            # The batch dimension is traced from a size >= 2, but the code serves 1 as well: let the
-            # package's optional input checks (AOTI_RUNTIME_CHECK_INPUTS=1) accept it.
-            inductor_configs={"aot_inductor.check_lowerbound": False},
-        )
+        with _stops_kept():
+            torch._inductor.aoti_compile_and_package(
+                exported,
+                package_path=str(package),
+                # The batch dimension is traced from a size >= 2, but the code serves 1 as well: let the
+                # package's optional input checks (AOTI_RUNTIME_CHECK_INPUTS=1) accept it.
+                inductor_configs={"aot_inductor.check_lowerbound": False},
+            )
     except Exception as exc:
         raise ConfigError(f"AOTInductor could not compile the exported model: {_first_line(exc)}") from exc
 
@@ -331,6 +334,42 @@ def _check(
     inputs = example_inputs(cfg, batch, device, seed + 1)  # not the traced batch
     diff = check_package(package, model, inputs)
     return {"batch": batch, "max_abs_diff": diff, "tolerance": TOLERANCE, "passed": diff <= TOLERANCE}
+
+
+@contextlib.contextmanager
+def _stops_kept() -> Iterator[None]:
+    """Let a Ctrl-C or SIGTERM that comes inside the block stop the run, even where torch catches it.
+
+    torch catches what a Python callback raises while it parses an operator's arguments, KeyboardInterrupt
+    included, and raises a TypeError of its own (or logs it and goes on). The block's handlers remember each
+    signal before they pass it on; if one came, the block ends as the signal's own handler ends it
+    (KeyboardInterrupt for Ctrl-C), whatever torch made of it. Signals whose handler is not a Python
+    function (the default, ignored) and blocks outside the main thread are left as they are.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {signum: handler for signum, handler in handlers.items() if callable(handler)}
+    came: list[int] = []
+
+    def remember(signum: int, frame: FrameType | None) -> None:
+        came.append(signum)
+        handlers[signum](signum, frame)
+
+    for signum in handlers:
+        signal.signal(signum, remember)
+    try:
+        yield
+    except Exception:
+        if came:  # torch's error stands for the signal: the signal's own exception replaces it
+            handlers[came[0]](came[0], None)
+        raise
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    if came:  # torch swallowed the signal and went on
+        handlers[came[0]](came[0], None)
 
 
 @contextlib.contextmanager

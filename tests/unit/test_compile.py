@@ -1,6 +1,7 @@
 """The library side of `linctl compile`: config reading, output folders, export and its failures."""
 
 import inspect
+import signal
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,30 @@ class Opaque(nn.Module):
         return opaque(input_ids.float()) * attention_mask
 
 
+class Swallowing(nn.Module):
+    """Is sent ``signum`` while traced and catches what its handler raises, as torch's argument parsing does.
+
+    Seen in the fault suite: a Ctrl-C during torch.export came out as "TypeError: new_empty(): argument
+    'size' failed to unpack …". ``goes_on`` makes it drop the signal and return, as torch does elsewhere.
+    """
+
+    def __init__(self, signum: int, goes_on: bool = False) -> None:
+        super().__init__()
+        self.signum, self.goes_on = signum, goes_on
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        try:
+            signal.raise_signal(self.signum)
+        except BaseException as exc:
+            if not self.goes_on:
+                raise TypeError(f"argument 'size' failed to unpack: {type(exc).__name__}") from exc
+        return input_ids.float() * attention_mask
+
+
+class Stopped(BaseException):
+    """What the test's SIGTERM handler raises (the CLI's raises Terminated)."""
+
+
 def line_of(method, text: str) -> int:
     lines, first = inspect.getsourcelines(method)
     return first + next(i for i, line in enumerate(lines) if text in line)
@@ -60,6 +85,7 @@ def test_data_dependent_branch_names_the_file_line_and_module():
     assert "data-dependent control flow" in message
     line = line_of(Branchy.forward, "if attention_mask.sum()")
     assert f"test_compile.py:{line} in forward (Branchy)" in message
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # export put its handler back
 
 
 def test_operator_without_fake_kernel_names_the_operator_and_line():
@@ -68,6 +94,26 @@ def test_operator_without_fake_kernel_names_the_operator_and_line():
     message = str(err.value)
     assert "\n" not in message and "linctl_test::opaque" in message
     assert f"test_compile.py:{line_of(Opaque.forward, 'opaque(')} in forward (Opaque)" in message
+
+
+@pytest.mark.parametrize("goes_on", [False, True], ids=["error", "swallowed"])
+def test_ctrl_c_during_tracing_stops_the_export_whatever_torch_makes_of_it(goes_on):
+    with pytest.raises(KeyboardInterrupt):
+        export_model(Swallowing(signal.SIGINT, goes_on), example_inputs(short_encoder(), 3, CPU, seed=0))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigterm_during_tracing_raises_what_its_handler_raises():
+    def stop(signum, frame):
+        raise Stopped
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Stopped):
+            export_model(Swallowing(signal.SIGTERM), example_inputs(short_encoder(), 3, CPU, seed=0))
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def tiny_encoder(**kw):
