@@ -4,7 +4,8 @@ from collections import defaultdict
 
 import pytest
 
-# (writer, fault) -> [kills tried, kills that landed mid-run, reruns identical to the uninterrupted run]
+# (writer, fault) -> [runs stopped (or let end: a stop that came too late is tried again), stops that came
+# while the run ran, reruns identical to the uninterrupted run]
 TRIED: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
 
 
@@ -18,6 +19,6 @@ def pytest_terminal_summary(terminalreporter):
     if not TRIED:
         return
     terminalreporter.section("kill anywhere, rerun at once")
-    terminalreporter.write_line(f"{'writer':<28}{'fault':<16}{'tried':>6}{'mid-run':>9}{'identical':>11}")
+    terminalreporter.write_line(f"{'writer':<32}{'fault':<16}{'tried':>6}{'mid-run':>9}{'identical':>11}")
     for (writer, fault), (tried, landed, same) in sorted(TRIED.items()):
-        terminalreporter.write_line(f"{writer:<28}{fault:<16}{tried:>6}{landed:>9}{same:>11}")
+        terminalreporter.write_line(f"{writer:<32}{fault:<16}{tried:>6}{landed:>9}{same:>11}")
