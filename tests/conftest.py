@@ -1,6 +1,7 @@
 """Shared fixtures: seeded, two threads, no network, real data from LINCTL_DATA (default ../shared/data), else
 the excerpts of it in tests/data."""
 
+import json
 import os
 import random
 import socket
@@ -143,6 +144,34 @@ def tiny_args(tiny_shards) -> Callable[[Path], list[object]]:
 def tiny_run(tiny_args, tmp_path) -> list[object]:
     """``linctl train`` arguments for configs/mlm/tiny.yaml on the tiny shards, into a fresh model folder."""
     return tiny_args(tmp_path / "model")
+
+
+@pytest.fixture(scope="session")
+def curve() -> Callable[[Path], dict[tuple[int, str], float]]:
+    """``curve(model_dir)``: every loss and gradient norm a training run logged, by step and name."""
+
+    def logged(model_dir: Path) -> dict[tuple[int, str], float]:
+        records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
+        return {
+            (r["step"], key): value
+            for r in records
+            for key, value in r.items()
+            if key in ("train_loss", "eval_loss", "grad_norm")
+        }
+
+    return logged
+
+
+@pytest.fixture(scope="session")
+def largest_difference(curve) -> Callable[[Path, Path], float]:
+    """``largest_difference(ours, theirs)``: how far apart two runs' curves are, at most (same steps)."""
+
+    def largest(ours: Path, theirs: Path) -> float:
+        a, b = curve(ours), curve(theirs)
+        assert a.keys() == b.keys()
+        return max(abs(a[key] - b[key]) for key in a)
+
+    return largest
 
 
 @pytest.fixture(scope="session")

@@ -37,23 +37,6 @@ def trained(*args: object, **kwargs: object) -> subprocess.CompletedProcess:
     return done
 
 
-def curve(model_dir: Path) -> dict[tuple[int, str], float]:
-    """Every logged loss and gradient norm, by step and name."""
-    records = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
-    return {
-        (r["step"], key): value
-        for r in records
-        for key, value in r.items()
-        if key in ("train_loss", "eval_loss", "grad_norm")
-    }
-
-
-def largest_difference(ours: Path, theirs: Path) -> float:
-    a, b = curve(ours), curve(theirs)
-    assert a.keys() == b.keys()
-    return max(abs(a[key] - b[key]) for key in a)
-
-
 @pytest.fixture(scope="module")
 def one_process(tiny_args, tmp_path_factory) -> Path:
     """The tiny run in one process, two micro-batches of 3 a step: the curve the jobs must follow."""
@@ -63,7 +46,9 @@ def one_process(tiny_args, tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_ddp_on_two_processes_follows_one_process(tiny_args, tmp_path, one_process):
+def test_ddp_on_two_processes_follows_one_process(
+    tiny_args, tmp_path, one_process, largest_difference, curve
+):
     model_dir = tmp_path / "model"
     done = trained(*tiny_args(model_dir), *EXACT, nproc=2)
     assert largest_difference(model_dir, one_process) <= 1e-5
@@ -86,7 +71,7 @@ def interrupted_after_step_8(model_dir: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(("first", "then"), [(2, 2), (2, None), (None, 2)], ids=["2-2", "2-1", "1-2"])
 def test_ddp_resumes_with_the_same_or_another_number_of_processes(
-    tiny_args, tmp_path, one_process, first, then
+    tiny_args, tmp_path, one_process, first, then, largest_difference
 ):
     model_dir = tmp_path / "model"
     trained(*tiny_args(model_dir), *EXACT, nproc=first)
@@ -98,7 +83,9 @@ def test_ddp_resumes_with_the_same_or_another_number_of_processes(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("then", [2, 1])  # torch.distributed.checkpoint reshards 2 processes' state for 1
-def test_fsdp_on_two_processes_follows_one_process_and_resumes(tiny_args, tmp_path, one_process, then):
+def test_fsdp_on_two_processes_follows_one_process_and_resumes(
+    tiny_args, tmp_path, one_process, then, largest_difference, curve
+):
     model_dir = tmp_path / "model"
     trained(*tiny_args(model_dir), *EXACT, nproc=2, strategy="fsdp")
     assert largest_difference(model_dir, one_process) <= 1e-4
@@ -128,7 +115,7 @@ def test_a_checkpoint_of_another_strategy_is_refused(tiny_args, tmp_path, one_pr
 
 
 @pytest.mark.slow
-def test_electra_under_fsdp_follows_ddp(tiny_shards, tmp_path):
+def test_electra_under_fsdp_follows_ddp(tiny_shards, tmp_path, largest_difference):
     """ELECTRA calls its generator before the model's forward. Its sampled replacements come from each
     process's own generator, so the runs to compare are two jobs of 2 processes (same draws)."""
     electra = ["--config", Path(__file__).parents[2] / "configs" / "electra" / "tiny.yaml",
@@ -141,7 +128,9 @@ def test_electra_under_fsdp_follows_ddp(tiny_shards, tmp_path):
 
 
 @pytest.mark.slow
-def test_layerwise_projections_train_under_ddp_and_are_refused_by_fsdp(tiny_args, tmp_path):
+def test_layerwise_projections_train_under_ddp_and_are_refused_by_fsdp(
+    tiny_args, tmp_path, largest_difference
+):
     layerwise = [*EXACT, "--set", "model.attention.sharing=layerwise"]  # one projection in every block
     trained(*tiny_args(tmp_path / "one"), *layerwise)
     trained(*tiny_args(tmp_path / "ddp"), *layerwise, nproc=2)
@@ -193,7 +182,9 @@ def stopped_at_step_2(args: list[object], model_dir: Path, stop: Callable[[subpr
 
 
 @pytest.mark.slow
-def test_killed_process_ends_the_job_in_one_line_and_the_rerun_resumes(tiny_args, tmp_path, one_process):
+def test_killed_process_ends_the_job_in_one_line_and_the_rerun_resumes(
+    tiny_args, tmp_path, one_process, largest_difference
+):
     model_dir = tmp_path / "model"
     args = [*tiny_args(model_dir), *EXACT, "--set", "train.checkpoint_every=2", "--nproc", "2"]
     job, stderr, seconds = stopped_at_step_2(
@@ -266,7 +257,7 @@ def translation(data_dir, cli, tmp_path_factory) -> list[object]:
 
 
 @pytest.mark.slow
-def test_fsdp_translates_as_one_process(translation, tmp_path):
+def test_fsdp_translates_as_one_process(translation, tmp_path, largest_difference):
     """Beam search under FSDP: each process decodes its own batches, as many steps as they need."""
     for name, nproc in (("one", None), ("fsdp", 2)):
         trained(*translation, *EXACT, "--model-dir", tmp_path / name, nproc=nproc, strategy="fsdp")
