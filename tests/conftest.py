@@ -4,6 +4,7 @@ the excerpts of it in tests/data."""
 import json
 import os
 import random
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,12 @@ DATA = FULL_DATA if FULL_DATA.is_dir() and any(FULL_DATA.iterdir()) else EXCERPT
 
 os.environ["LINCTL_PROGRESS"] = "0"
 torch.set_num_threads(2)
+# The linctl processes that tests stop with Ctrl-C must get it as a terminal's foreground job does. A shell
+# that starts the suite in the background without job control (`make test-all &` in a script, nohup …
+# &) makes it ignore SIGINT, and an ignored signal stays ignored through exec into every process the
+# tests start, which would then run on through their Ctrl-C. With a handler here they start with the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header() -> str:
