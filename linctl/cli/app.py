@@ -15,6 +15,7 @@ from linctl.cli.download import download
 from linctl.cli.errors import EXIT_EXPECTED, WRITE_ERRORS, LinctlGroup
 from linctl.cli.evaluate import evaluate
 from linctl.cli.prepare import prepare_app
+from linctl.cli.report import report
 from linctl.cli.train import train
 from linctl.cli.validate import validate
 
@@ -31,6 +32,7 @@ app.command("train", cls=LinctlCommand)(train)
 app.command("validate", cls=LinctlCommand)(validate)
 app.command("eval", cls=LinctlCommand)(evaluate)
 app.command("bench", cls=LinctlCommand)(bench)
+app.command("report", cls=LinctlCommand)(report)
 app.command("compile", cls=LinctlCommand)(compile_model)
 app.command("download", cls=LinctlCommand)(download)
 

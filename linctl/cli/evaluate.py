@@ -154,7 +154,7 @@ def evaluate(
     if not all_checkpoints:
         target = json_file or output or Path(found[0]) / EVAL_FILE
         write_metrics(target, results[0])
-        shown = {k: v for k, v in results[0].items() if k != "checkpoint"}
+        shown = {k: v for k, v in results[0].items() if k not in ("checkpoint", "task_config")}
         print_summary(f"eval {found[0]} → {target}", _only(shown, metric))
         return
     for result in results:
@@ -170,17 +170,21 @@ def evaluate(
 
 def _only(result: dict, metric: str | None) -> dict:
     """Return ``result`` with only ``metric`` among the metrics (step, task and protocol stay)."""
+    from linctl.evaluate.run import RECORD_KEYS
+
     if metric is None:
         return result
     kept = {key: value for key, value in result.items() if key in ("step", "task", "protocol")}
-    if metric not in result or metric in kept:
-        names = [key for key in result if key not in ("checkpoint", "step", "task", "protocol")]
+    if metric not in result or metric in RECORD_KEYS:
+        names = [key for key in result if key not in RECORD_KEYS]
         raise ConfigError(f"--metric {metric}: this task reports {', '.join(names)}")
     return kept | {metric: result[metric]}
 
 
 def _table(results: list[dict], best: int, title: str, metric: str | None) -> Table:
-    names = [key for key in results[0] if key not in ("checkpoint", "step", "task", "protocol")]
+    from linctl.evaluate.run import RECORD_KEYS
+
+    names = [key for key in results[0] if key not in RECORD_KEYS]
     names = [metric] if metric is not None else names
     table = Table(title=title, title_justify="left")
     table.add_column("step", justify="right")

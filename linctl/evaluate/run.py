@@ -18,6 +18,9 @@ from linctl.train.config import RunConfig
 
 SCHEMA_VERSION = 1  # of eval.json and eval-all.json
 EVAL_FILE, EVAL_ALL_FILE = "eval.json", "eval-all.json"  # in a checkpoint folder, in a model folder
+# What a result says besides its metrics: the file's schema, the checkpoint, its step, the task's kind, the
+# task section it was evaluated with (the data folder scored, after --set) and how the metrics were computed.
+RECORD_KEYS = ("schema_version", "checkpoint", "step", "task", "task_config", "protocol")
 
 
 def write_metrics(path: Path, result: dict[str, Any]) -> None:
@@ -48,7 +51,10 @@ def evaluate_checkpoints(
         model = MODELS.build(cfg.model).to(device)
         checkpoint.load_weights(model, found)
         metrics = task.evaluate(model, device, cfg.train.eval_batch_size, cfg.train.precision, only)
-        result = {"checkpoint": str(found), "step": step, "task": cfg.task.kind, **metrics}
+        result = {
+            "checkpoint": str(found), "step": step, "task": cfg.task.kind,
+            "task_config": cfg.task.model_dump(mode="json"), **metrics,
+        }  # fmt: skip
         protocol = task.protocol()
         results.append(result | ({"protocol": protocol} if protocol else {}))
     metric, higher = task.ranking()

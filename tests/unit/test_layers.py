@@ -21,7 +21,8 @@ WRONG = [
     ("tasks", "train"),
     ("train", "validate"),
     ("validate", "bench"),
-    ("evaluate", "cli"),
+    ("evaluate", "report"),
+    ("report", "cli"),
 ]
 
 
