@@ -95,7 +95,8 @@ def test_a_full_standard_output_is_one_line_and_no_traceback(args):
     [
         (
             ["trian"],
-            "error: no command 'trian'; commands: train, validate, eval, bench, compile, download, prepare",
+            "error: no command 'trian'; commands: train, validate, eval, bench, report, compile, download, "
+            "prepare",
         ),
         (
             ["prepare", "vocb"],
