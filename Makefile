@@ -3,7 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LINCTL_DATA ?= $(abspath ../shared/data)
-RUNS ?= runs
+FAST_RUN := $(filter 1,$(FAST))# `make reproduce FAST=1`: the small version, into runs/fast
+RUNS ?= $(if $(FAST_RUN),runs/fast,runs)
 export LINCTL_DATA
 
 .PHONY: install test test-all lint reproduce clean
@@ -24,8 +25,7 @@ lint:
 	$(BIN)/ruff check linctl tests
 	$(BIN)/ruff format --check linctl tests
 
-reproduce:
-	PATH=$(abspath $(BIN)):$$PATH RUNS=$(RUNS) bash pipelines/reproduce.sh
-
 clean:
 	rm -rf $(RUNS)
+
+include pipelines/reproduce.mk

@@ -1,0 +1,182 @@
+# `make reproduce`: every pipeline stage on the shared data, as Make targets; the Makefile includes this file.
+#
+# Each stage's target is the file the stage writes last, its completion record: a prepare's manifest.json
+# (of the split written last), a training run's final checkpoint, an evaluation's or a benchmark's JSON. A
+# stage depends on its inputs and its config file, so `make reproduce` runs only the stages whose record is
+# missing or older than what it was made from, a killed stage reruns and resumes where it stopped (linctl
+# resumes itself), and `make -n reproduce` lists what would run. A rerun that finds its work done (a prepare
+# or a training run finished before) changes no file, so its record is touched to say it is current.
+#
+# `make reproduce FAST=1` runs the same stages smaller (fewer steps, fewer evaluation examples, shorter
+# benchmarks: the FAST_* overrides below) into runs/fast, so that it never mixes with the full runs. The last
+# stage, `linctl report`, writes $(RUNS)/report.md over every run.
+
+DATA := $(LINCTL_DATA)
+LINCTL := $(BIN)/linctl
+PYTHON := $(BIN)/python
+export LINCTL_PROGRESS ?= 0
+SEEDS ?= 0 1 2
+comma := ,
+
+# train.steps of a run config (the `steps:` line of its train section), the FAST steps with FAST=1
+steps = $(if $(FAST_RUN),$(2),$(shell sed -n 's/^  steps: *\([0-9][0-9]*\).*/\1/p' $(1)))
+# the folder of the checkpoint a run of $(1) steps writes last
+final = checkpoint-$(shell printf %08d $(1))
+fast = $(if $(FAST_RUN),$(1))
+
+# --- Wikipedia and WikiText-2 → MLCommons part files, the WikiText-2 vocabulary, MLM shards
+
+$(RUNS)/wikicorpus/manifest.json: $(wildcard $(DATA)/wikipedia/mlperf-bert-wikiextractor-sample/*)
+	$(LINCTL) prepare wikicorpus --input $(DATA)/wikipedia/mlperf-bert-wikiextractor-sample \
+	    --output-dir $(RUNS)/wikicorpus --num-parts 4 --eval-articles 8
+	touch $@
+$(RUNS)/wikicorpus-xml/manifest.json: $(DATA)/wikipedia/enwiki-table-markup/enwiki-table-markup.xml.bz2
+	$(LINCTL) prepare wikicorpus --input $< --output-dir $(RUNS)/wikicorpus-xml --num-parts 2 --eval-articles 1
+	touch $@
+$(RUNS)/wt2/corpus-train/manifest.json: $(DATA)/wikitext-2/train.txt.gz
+	$(LINCTL) prepare wikicorpus --input $< --output-dir $(RUNS)/wt2/corpus-train --num-parts 8 --eval-articles 0
+	touch $@
+$(RUNS)/wt2/corpus-valid/manifest.json: $(DATA)/wikitext-2/valid.txt
+	$(LINCTL) prepare wikicorpus --input $< --output-dir $(RUNS)/wt2/corpus-valid --num-parts 1 --eval-articles 0
+	touch $@
+$(RUNS)/wt2/vocab/manifest.json: $(RUNS)/wt2/corpus-train/manifest.json
+	$(LINCTL) prepare vocab --metadata-files $(RUNS)/wt2/corpus-train/metadata.txt --output-dir $(RUNS)/wt2/vocab \
+	    --vocab-size 8000 --do-lower-case
+	touch $@
+# BERT phase 1 recipe (msl 128, static masks, dupe 10) and the Cerebras Linformer recipe (msl 512, unmasked)
+$(RUNS)/mlm-msl128/manifest.json: configs/mlm/prepare-mlm-msl128-static.yaml $(RUNS)/wikicorpus/manifest.json
+	$(LINCTL) prepare mlm --config $< --metadata-files $(RUNS)/wikicorpus/metadata.txt \
+	    --vocab-file $(DATA)/bert-vocab/bert-base-uncased-vocab.txt --output-dir $(RUNS)/mlm-msl128
+	touch $@
+$(RUNS)/mlm-msl512/manifest.json: configs/mlm/prepare-mlm-msl512-dynamic.yaml $(RUNS)/wikicorpus/manifest.json
+	$(LINCTL) prepare mlm --config $< --metadata-files $(RUNS)/wikicorpus/metadata.txt \
+	    --vocab-file $(DATA)/bert-vocab/bert-base-cased-vocab.txt --output-dir $(RUNS)/mlm-msl512
+	touch $@
+# prepare mlm against the raw tokenizers rate: a Markdown table (its work folder is removed after)
+$(RUNS)/throughput.md: $(RUNS)/wt2/corpus-train/manifest.json pipelines/prepare_throughput.py
+	rm -rf $(RUNS)/throughput
+	$(PYTHON) pipelines/prepare_throughput.py $(RUNS)/wt2/corpus-train/metadata.txt \
+	    $(DATA)/bert-vocab/bert-base-cased-vocab.txt $(RUNS)/throughput > $@.tmp
+	rm -rf $(RUNS)/throughput
+	mv $@.tmp $@
+
+# --- The Linformer paper's central claim at small scale: softmax vs Linformer encoders of one size
+
+WT2_MLM := --vocab-file $(RUNS)/wt2/vocab/vocab.txt --do-lower-case --max-seq-length 128 \
+    --max-predictions-per-seq 20 --multiple-docs-in-single-file --single-sentence-per-line --dupe-factor 1 \
+    --num-output-files 4
+$(RUNS)/wt2/mlm-train/manifest.json: $(RUNS)/wt2/corpus-train/manifest.json $(RUNS)/wt2/vocab/manifest.json
+	$(LINCTL) prepare mlm --metadata-files $(RUNS)/wt2/corpus-train/metadata.txt \
+	    --output-dir $(RUNS)/wt2/mlm-train --disable-masking $(WT2_MLM)
+	touch $@
+$(RUNS)/wt2/mlm-valid/manifest.json: $(RUNS)/wt2/corpus-valid/manifest.json $(RUNS)/wt2/vocab/manifest.json
+	$(LINCTL) prepare mlm --metadata-files $(RUNS)/wt2/corpus-valid/metadata.txt \
+	    --output-dir $(RUNS)/wt2/mlm-valid $(WT2_MLM)
+	touch $@
+
+WT2_NAMES := softmax linformer-k32-kv linformer-k32-layerwise
+WT2_DATA := --set task.train_dir=$(RUNS)/wt2/mlm-train --set task.eval_dir=$(RUNS)/wt2/mlm-valid
+FAST_WT2 := --set train.steps=40 --set optim.warmup_steps=4 --set train.eval_every=20 \
+    --set train.checkpoint_every=20
+WT2_FINAL = $(RUNS)/wt2/$(1)/$(call final,$(call steps,configs/mlm/wt2-$(1).yaml,40))
+WT2_TRAINED = $(call WT2_FINAL,$(1))/trainer_state.json
+WT2_SCORED = $(call WT2_FINAL,$(1))/eval.json
+
+define wt2_run # NAME: train configs/mlm/wt2-NAME.yaml, then score it on all of WikiText-2 valid
+$(call WT2_TRAINED,$(1)): configs/mlm/wt2-$(1).yaml $(RUNS)/wt2/mlm-train/manifest.json \
+    $(RUNS)/wt2/mlm-valid/manifest.json
+	$(LINCTL) train --config configs/mlm/wt2-$(1).yaml $(WT2_DATA) --model-dir $(RUNS)/wt2/$(1) $(call fast,$(FAST_WT2))
+	touch $$@
+$(call WT2_SCORED,$(1)): $(call WT2_TRAINED,$(1))
+	$(LINCTL) eval --model-dir $(RUNS)/wt2/$(1) $(WT2_DATA) --set task.eval_examples=$(if $(FAST_RUN),512,null)
+endef
+$(foreach name,$(WT2_NAMES),$(eval $(call wt2_run,$(name))))
+
+# eval perplexity curves, softmax vs Linformer: the plot and its Markdown table
+$(RUNS)/wt2/curves.md: pipelines/mlm_curves.py $(foreach name,$(WT2_NAMES),$(call WT2_SCORED,$(name)))
+	$(PYTHON) pipelines/mlm_curves.py $(RUNS)/wt2/curves.png $(addprefix $(RUNS)/wt2/,$(WT2_NAMES)) > $@.tmp
+	mv $@.tmp $@
+
+# --- GLUE SST-2: fine-tune the WikiText-2 Linformer, and the same model from random initialisation, with
+# each of $(SEEDS)
+
+$(RUNS)/glue/sst2-wt2/test/manifest.json: $(RUNS)/wt2/vocab/manifest.json $(wildcard $(DATA)/glue/SST-2/*.tsv)
+	$(LINCTL) prepare glue --task SST-2 --input $(DATA)/glue/SST-2 --vocab-file $(RUNS)/wt2/vocab/vocab.txt \
+	    --do-lower-case --max-seq-length 128 --output-dir $(RUNS)/glue/sst2-wt2
+	touch $@
+
+SST2 := --config configs/glue/sst2-wt2-linformer.yaml --set task.train_dir=$(RUNS)/glue/sst2-wt2/train \
+    --set task.eval_dir=$(RUNS)/glue/sst2-wt2/dev
+SST2_STEPS := $(call steps,configs/glue/sst2-wt2-linformer.yaml,60)
+FAST_SST2 := --set train.steps=60 --set optim.warmup_steps=6 --set train.checkpoint_every=20
+SST2_INIT_pretrained := $(call WT2_FINAL,linformer-k32-kv)
+SST2_INIT_random := null
+SST2_SCORED = $(RUNS)/glue/sst2-$(1)-seed$(2)/eval-all.json
+
+define sst2_run # START SEED: fine-tune from START (pretrained or random) weights with SEED, score every checkpoint
+$(RUNS)/glue/sst2-$(1)-seed$(2)/$(call final,$(SST2_STEPS))/trainer_state.json: \
+    configs/glue/sst2-wt2-linformer.yaml $(RUNS)/glue/sst2-wt2/test/manifest.json \
+    $(if $(filter pretrained,$(1)),$(call WT2_TRAINED,linformer-k32-kv))
+	$(LINCTL) train $(SST2) --set train.init_checkpoint=$(SST2_INIT_$(1)) --set train.seed=$(2) \
+	    --model-dir $(RUNS)/glue/sst2-$(1)-seed$(2) $(call fast,$(FAST_SST2))
+	touch $$@
+$(call SST2_SCORED,$(1),$(2)): $(RUNS)/glue/sst2-$(1)-seed$(2)/$(call final,$(SST2_STEPS))/trainer_state.json
+	$(LINCTL) eval $(SST2) --model-dir $(RUNS)/glue/sst2-$(1)-seed$(2) --all-checkpoints
+endef
+$(foreach start,pretrained random,$(foreach seed,$(SEEDS),$(eval $(call sst2_run,$(start),$(seed)))))
+
+# --- Language modelling with Primal-Attention: a Transformer against the same model with a Primal last
+# layer (Primal.+Trans.), perplexity with fairseq eval-lm's protocol (context window 64)
+
+$(RUNS)/wt2/lm/test/manifest.json: configs/lm/prepare-wikitext-wt2.yaml $(wildcard $(DATA)/wikitext-2/*.*)
+	$(LINCTL) prepare wikitext --config $< --input $(DATA)/wikitext-2 --output-dir $(RUNS)/wt2/lm
+	touch $@
+
+LM_DATA := --set task.train_dir=$(RUNS)/wt2/lm/train --set task.eval_dir=$(RUNS)/wt2/lm/valid
+FAST_LM := --set train.steps=40 --set optim.warmup_steps=4 --set train.eval_every=20 \
+    --set train.checkpoint_every=20 --set task.eval_tokens=20000
+LM_TRAINED = $(RUNS)/wt2/lm-$(1)/$(call final,$(call steps,configs/lm/wt2-$(1).yaml,40))/trainer_state.json
+
+define lm_run # NAME: train configs/lm/wt2-NAME.yaml
+$(call LM_TRAINED,$(1)): configs/lm/wt2-$(1).yaml $(RUNS)/wt2/lm/test/manifest.json
+	$(LINCTL) train --config configs/lm/wt2-$(1).yaml $(LM_DATA) --model-dir $(RUNS)/wt2/lm-$(1) $(call fast,$(FAST_LM))
+	touch $$@
+endef
+define lm_eval # NAME SPLIT: the perplexity of the run on WikiText-2 SPLIT
+$(RUNS)/wt2/lm-$(1)/eval-$(2).json: $(call LM_TRAINED,$(1))
+	$(LINCTL) eval --model-dir $(RUNS)/wt2/lm-$(1) --set task.eval_dir=$(RUNS)/wt2/lm/$(2) --context-window 64 \
+	    --metric ppl --json $$@ $(call fast,--set task.eval_tokens=20000)
+endef
+$(foreach name,transformer primal,$(eval $(call lm_run,$(name))))
+$(foreach name,transformer primal,$(foreach split,valid test,$(eval $(call lm_eval,$(name),$(split)))))
+
+# --- Benchmarks (random inputs: no data)
+
+# the efficiency test: seconds and memory per 1,000 training steps, Transformer vs Primal.+Trans.
+$(RUNS)/bench/lm-efficiency.json: configs/lm/wt2-transformer.yaml configs/lm/wt2-primal.yaml
+	$(LINCTL) bench --level model --mode train --config configs/lm/wt2-transformer.yaml,configs/lm/wt2-primal.yaml \
+	    --seq-len 128 --batch-size 16 --warmup 2 --repeats $(if $(FAST_RUN),2,5) --json $@
+# time and memory against sequence length: attention blocks, then BERT-base-sized encoders
+$(RUNS)/bench/attention.json:
+	$(LINCTL) bench --seq-len $(if $(FAST_RUN),512$(comma)1024,512$(comma)1024$(comma)2048$(comma)4096) \
+	    --k 128,256 --paper --json $@ --plot $(RUNS)/bench/attention.png
+$(RUNS)/bench/model.json:
+	$(LINCTL) bench --level model --seq-len $(if $(FAST_RUN),512,1024$(comma)2048$(comma)4096) --k 128 \
+	    --attention softmax,linformer --warmup 0 --repeats 2 --paper --json $@ --plot $(RUNS)/bench/model.png
+
+# --- The report over every run
+
+REPORTED := $(addprefix $(RUNS)/wt2/,$(WT2_NAMES)) \
+    $(foreach start,pretrained random,$(foreach seed,$(SEEDS),$(RUNS)/glue/sst2-$(start)-seed$(seed))) \
+    $(RUNS)/wt2/lm-transformer $(RUNS)/wt2/lm-primal \
+    $(RUNS)/bench/lm-efficiency.json $(RUNS)/bench/attention.json $(RUNS)/bench/model.json
+STAGES := $(RUNS)/wikicorpus-xml/manifest.json $(RUNS)/mlm-msl128/manifest.json $(RUNS)/mlm-msl512/manifest.json \
+    $(RUNS)/throughput.md $(RUNS)/wt2/curves.md \
+    $(foreach start,pretrained random,$(foreach seed,$(SEEDS),$(call SST2_SCORED,$(start),$(seed)))) \
+    $(foreach name,transformer primal,$(foreach split,valid test,$(RUNS)/wt2/lm-$(name)/eval-$(split).json)) \
+    $(RUNS)/bench/lm-efficiency.json $(RUNS)/bench/attention.json $(RUNS)/bench/model.json
+
+$(RUNS)/report.md: $(STAGES)
+	$(LINCTL) report $(REPORTED) --output $@
+
+reproduce: $(RUNS)/report.md
