@@ -12,7 +12,7 @@ def report(
     runs: Annotated[
         list[Path],
         typer.Argument(
-            metavar="RUNS...",
+            metavar="RUNS",
             help="`linctl train` model folders (their config, metrics log and `linctl eval` JSON) and "
             "`linctl bench --json` files.",
             show_default=False,
@@ -21,7 +21,8 @@ def report(
     output: Annotated[
         Path,
         typer.Option(
-            help="The Markdown report to write; its plots go into the folder OUTPUT-STEM-plots beside it."
+            help="The report to write: Markdown, or HTML when the name ends in .html; its plots go into the "
+            "folder OUTPUT-STEM-plots beside it."
         ),
     ] = Path("report.md"),
 ) -> None:

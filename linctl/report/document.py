@@ -13,6 +13,7 @@ from linctl.report.published import Published, published
 from linctl.report.runs import BenchRun, Evaluation, TrainRun, read_runs
 from linctl.report.seeds import Spread, seed_groups, spreads
 
+HTML_SUFFIXES = (".html", ".htm")
 TABLE_3 = "Linformer (Wang et al. 2020) Table 3, as `linctl bench` records it per row"
 
 
@@ -29,8 +30,9 @@ class Written:
 
 
 def write_report(paths: list[Path], output: Path) -> Written:
-    """Read the runs at ``paths`` and write their report to ``output`` (Markdown), its plots into the
-    folder ``<output stem>-plots`` beside it; each file is written atomically, the report last."""
+    """Read the runs at ``paths`` and write their report to ``output`` (Markdown; HTML when its name ends in
+    .html), its plots into the folder ``<output stem>-plots`` beside it; each file is written atomically,
+    the report last."""
     runs = read_runs(paths)
     train = [run for run in runs if isinstance(run, TrainRun)]
     bench = [run for run in runs if isinstance(run, BenchRun)]
@@ -57,8 +59,22 @@ def write_report(paths: list[Path], output: Path) -> Written:
         bench_plot(run.report, png)
         written.plots.append(png)
         lines += _bench(run, png.relative_to(output.parent))
-    write_text_atomic(output, "\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    write_text_atomic(output, _html(text) if output.suffix.lower() in HTML_SUFFIXES else text)
     return written
+
+
+def _html(markdown: str) -> str:
+    """Return ``markdown`` as a standalone HTML page (CommonMark with tables; raw HTML is escaped)."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    style = "body{font-family:sans-serif;max-width:75em;margin:auto}table{border-collapse:collapse}"
+    style += "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}"
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"><title>linctl report</title>'
+        f"<style>{style}</style></head>\n<body>\n{body}</body>\n</html>\n"
+    )
 
 
 def _evaluations(runs: list[TrainRun]) -> list[str]:
