@@ -3,7 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LINCTL_DATA ?= $(abspath ../shared/data)
-FAST_RUN := $(filter 1,$(FAST))# `make reproduce FAST=1`: the small version, into runs/fast
+# `make reproduce FAST=1`: the small version of every stage, into runs/fast (pipelines/reproduce.mk)
+FAST_RUN := $(filter 1,$(FAST))
 RUNS ?= $(if $(FAST_RUN),runs/fast,runs)
 export LINCTL_DATA
 

@@ -111,7 +111,7 @@ def _protocol(run: TrainRun) -> list[str]:
     for e in run.evaluations:
         scored = e.result.get("task_config", {}).get("eval_dir")
         trained = task.get("eval_dir")
-        data = f"`{scored}`" if scored else f"data not recorded (the run trained with `{trained}`)"
+        data = f"`{scored}`" if scored else f"data this result does not record (training scored `{trained}`)"
         how = f"; {e.result['protocol']}" if e.result.get("protocol") else ""
         lines.append(f"  - {e.name} (`{e.path}`): step {e.result['step']:,}, scored on {data}{how}.")
     return lines
@@ -186,7 +186,10 @@ def _bench(run: BenchRun, png: Path) -> list[str]:
         f"{opts.get('seed')}; {m.get('device')}, {m.get('threads')} threads, torch {m.get('torch')}."
     )
     paper = any(r.paper_speedup is not None for r in report.rows)
-    columns = ["variant", "n", "batch", "ms", "tokens/s", "peak MiB", "speed-up", "memory saving"]
+    train = any(r.s_per_1k_steps is not None for r in report.rows)
+    columns = ["variant", "n", "batch", "ms", "tokens/s", "peak MiB"]
+    columns += ["s / 1k steps"] if train else []
+    columns += ["speed-up", "memory saving"]
     columns += ["paper speed-up", "paper memory saving"] if paper else []
     lines += ["", "| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
     for r in report.rows:
@@ -194,12 +197,12 @@ def _bench(run: BenchRun, png: Path) -> list[str]:
             cells = [r.label, f"{r.n:,}", str(r.batch), f"{r.status}: {r.message}"]
             lines.append("| " + " | ".join(cells + [""] * (len(columns) - len(cells))) + " |")
             continue
-        ms = None if r.median_s is None else r.median_s * 1e3
-        mib = None if r.peak_bytes is None else r.peak_bytes / 2**20
-        rate = "" if r.tokens_per_s is None else f"{r.tokens_per_s:,.0f}"
-        cells = [r.label, f"{r.n:,}", f"{r.batch:,}", _number(ms), rate, _number(mib)]
-        cells += [_ratio(r.speedup), _ratio(r.memory_saving)]
-        cells += [_ratio(r.paper_speedup), _ratio(r.paper_memory_saving)] if paper else []
+        ms = _shown(r.median_s and r.median_s * 1e3, ".4f")
+        mib = _shown(r.peak_bytes and r.peak_bytes / 2**20, ",.1f")
+        cells = [r.label, f"{r.n:,}", f"{r.batch:,}", ms, _shown(r.tokens_per_s, ",.0f"), mib]
+        cells += [_shown(r.s_per_1k_steps, ",.1f")] if train else []
+        ratios = [r.speedup, r.memory_saving] + ([r.paper_speedup, r.paper_memory_saving] if paper else [])
+        cells += [_shown(ratio, ".2f", "×") for ratio in ratios]
         lines.append("| " + " | ".join(cells) + " |")
     for note in report.notes:
         lines.append(f"\nNote: {note}")
@@ -210,8 +213,9 @@ def _bench(run: BenchRun, png: Path) -> list[str]:
 
 
 def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
+    """A metric as the tables show it: four decimals."""
+    return _shown(value, ".4f")
 
 
-def _ratio(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}×"
+def _shown(value: float | None, spec: str, unit: str = "") -> str:
+    return "" if value is None else f"{value:{spec}}{unit}"
