@@ -67,6 +67,11 @@ def _read(path: Path) -> TrainRun | BenchRun:
         return _train_run(path)
     if path.is_file():
         data = read_json(path)
+        if isinstance(data, dict) and {"step", "task"} <= data.keys():
+            raise InputError(
+                f"{path}: a `linctl eval` result, not a run; give its model folder (every eval*.json in it "
+                "is read), writing the result there with --json MODEL_DIR/eval-NAME.json"
+            )
         try:
             return BenchRun(path, Report.model_validate(data))
         except ValidationError as exc:
