@@ -67,7 +67,7 @@ def _read(path: Path) -> TrainRun | BenchRun:
         return _train_run(path)
     if path.is_file():
         data = read_json(path)
-        if isinstance(data, dict) and {"step", "task"} <= data.keys():
+        if _is_result(data):
             raise InputError(
                 f"{path}: a `linctl eval` result, not a run; give its model folder (every eval*.json in it "
                 "is read), writing the result there with --json MODEL_DIR/eval-NAME.json"
@@ -95,7 +95,10 @@ def _records(folder: Path) -> list[dict[str, Any]]:
     try:
         return read_metrics(folder)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{folder / METRICS_FILE}: a line is not JSON ({exc.msg}); train again") from None
+        raise InputError(
+            f"{folder / METRICS_FILE}: a line is not JSON ({exc.msg}); run `linctl train` on the folder "
+            "again to rewrite it"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise _unreadable(folder / METRICS_FILE, exc) from None
 
@@ -125,9 +128,13 @@ def _result(path: Path) -> dict[str, Any]:
 
 def _checked(path: Path, result: Any) -> dict[str, Any]:
     """Return ``result`` when it is one checkpoint's `linctl eval` result, else refuse ``path``."""
-    if not isinstance(result, dict) or not {"step", "task"} <= result.keys():
+    if not _is_result(result):
         raise InputError(f"{path}: not a `linctl eval` result (no step and task); evaluate the run again")
     return result
+
+
+def _is_result(data: Any) -> bool:
+    return isinstance(data, dict) and {"step", "task"} <= data.keys()
 
 
 def read_json(path: Path) -> Any:

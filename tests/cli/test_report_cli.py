@@ -4,6 +4,7 @@ line."""
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,13 @@ def test_bad_input_is_one_line_exit_2(cli, runs, tmp_path, make, said):
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1 and said in result.stderr
     assert result.stderr.startswith(f"error: {bad}:") and not (tmp_path / "r.md").exists()
+
+
+def test_a_damaged_metrics_log_is_one_line_naming_it(cli, runs, tmp_path):
+    damaged = tmp_path / "run"
+    shutil.copytree(runs["mlm0"], damaged)
+    with open(damaged / "metrics.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"step": 5, "trai')  # a run killed while writing its log
+    result = cli("report", damaged, "--output", tmp_path / "r.md", ok=False)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"{damaged / 'metrics.jsonl'}: a line is not JSON" in result.stderr
