@@ -8,13 +8,14 @@
 # or a training run finished before) changes no file, so its record is touched to say it is current.
 #
 # `make reproduce FAST=1` runs the same stages smaller (fewer steps, fewer evaluation examples, shorter
-# benchmarks: the FAST_* overrides below) into runs/fast, so that it never mixes with the full runs. The last
+# benchmarks: the FAST_* overrides and each $(if $(FAST_RUN),…) below) into runs/fast, so that it never mixes with the full runs. The last
 # stage, `linctl report`, writes $(RUNS)/report.md over every run.
 
 DATA := $(LINCTL_DATA)
 LINCTL := $(BIN)/linctl
 PYTHON := $(BIN)/python
 export LINCTL_PROGRESS ?= 0
+# the seeds of every SST-2 fine-tuning run (`linctl report` gives their mean ± standard deviation)
 SEEDS ?= 0 1 2
 comma := ,
 
