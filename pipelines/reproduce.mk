@@ -181,3 +181,14 @@ $(RUNS)/report.md: $(STAGES)
 	$(LINCTL) report $(REPORTED) --output $@
 
 reproduce: $(RUNS)/report.md
+
+# linctl writes every record atomically, so a stage stopped midway leaves no partial record to delete; and
+# Make's deletion of a target whose recipe was killed would damage finished work (a training run stopped
+# after writing its final checkpoint would lose that checkpoint's trainer_state.json).
+.PRECIOUS: $(RUNS)/report.md $(STAGES) \
+    $(foreach name,$(WT2_NAMES),$(call WT2_TRAINED,$(name)) $(call WT2_SCORED,$(name))) \
+    $(foreach start,pretrained random,$(foreach seed,$(SEEDS),\
+        $(RUNS)/glue/sst2-$(start)-seed$(seed)/$(call final,$(SST2_STEPS))/trainer_state.json)) \
+    $(foreach name,transformer primal,$(call LM_TRAINED,$(name))) \
+    $(addsuffix /manifest.json,$(addprefix $(RUNS)/,wikicorpus wt2/corpus-train wt2/corpus-valid wt2/vocab \
+        wt2/mlm-train wt2/mlm-valid glue/sst2-wt2/test wt2/lm/test))
