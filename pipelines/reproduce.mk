@@ -151,6 +151,64 @@ endef
 $(foreach name,transformer primal,$(eval $(call lm_run,$(name))))
 $(foreach name,transformer primal,$(foreach split,valid test,$(eval $(call lm_eval,$(name),$(split)))))
 
+# --- Translation (the crybot/linformer comparison at CPU scale): WMT14 en-de's 10k-pair sample, a softmax
+# against a Linformer (k = 32) encoder, greedy BLEU and chrF (sacrebleu) and perplexity on newstest2014
+
+$(RUNS)/wmt14/test/manifest.json: $(wildcard $(DATA)/wmt14-en-de/*.* $(DATA)/wmt14-en-de/train-sample-10k-bpe/*)
+	$(LINCTL) prepare wmt14 --input $(DATA)/wmt14-en-de --output-dir $(RUNS)/wmt14 --vocab-size 4000
+	touch $@
+
+MT_NAMES := transformer linformer
+MT_DATA := --set task.train_dir=$(RUNS)/wmt14/train --set task.eval_dir=$(RUNS)/wmt14/valid
+FAST_MT := --set train.steps=20 --set optim.warmup_steps=4 --set train.checkpoint_every=20 \
+    --set task.eval_sentences=20
+MT_TRAINED = $(RUNS)/wmt14/$(1)/$(call final,$(call steps,configs/translation/wmt14-$(1).yaml,20))/trainer_state.json
+
+define mt_run # NAME: train configs/translation/wmt14-NAME.yaml, then decode and score newstest2014
+$(call MT_TRAINED,$(1)): configs/translation/wmt14-$(1).yaml $(RUNS)/wmt14/test/manifest.json
+	$(LINCTL) train --config configs/translation/wmt14-$(1).yaml $(MT_DATA) --model-dir $(RUNS)/wmt14/$(1) \
+	    $(call fast,$(FAST_MT))
+	touch $$@
+$(RUNS)/wmt14/$(1)/eval-newstest2014.json: $(call MT_TRAINED,$(1))
+	$(LINCTL) eval --model-dir $(RUNS)/wmt14/$(1) --set task.eval_dir=$(RUNS)/wmt14/test \
+	    --set task.eval_sentences=$(if $(FAST_RUN),50,null) --hypotheses $(RUNS)/wmt14/$(1)/newstest2014.greedy.de \
+	    --json $$@
+endef
+$(foreach name,$(MT_NAMES),$(eval $(call mt_run,$(name))))
+
+# --- Funnel-Transformer: a B4-4-4 funnel against a full-length encoder of about its FLOPs (one block of 7
+# layers), both ELECTRA-pretrained on the WikiText-2 shards, then fine-tuned on SST-2 with each of $(SEEDS)
+
+FUNNEL_NAMES := funnel flat
+FAST_ELECTRA := --set train.steps=40 --set optim.warmup_steps=4 --set train.eval_every=20 \
+    --set train.checkpoint_every=20 --set task.eval_examples=256
+ELECTRA_FINAL = $(RUNS)/wt2/electra-$(1)/$(call final,$(call steps,configs/electra/wt2-$(1).yaml,40))
+FUNNEL_SST2_STEPS = $(call steps,configs/glue/sst2-wt2-$(1).yaml,60)
+FUNNEL_SST2_TRAINED = $(RUNS)/glue/sst2-$(1)-seed$(2)/$(call final,$(call FUNNEL_SST2_STEPS,$(1)))/trainer_state.json
+
+define electra_run # NAME: ELECTRA pretraining of configs/electra/wt2-NAME.yaml, scored on WikiText-2 valid
+$(call ELECTRA_FINAL,$(1))/trainer_state.json: configs/electra/wt2-$(1).yaml $(RUNS)/wt2/mlm-train/manifest.json \
+    $(RUNS)/wt2/mlm-valid/manifest.json
+	$(LINCTL) train --config configs/electra/wt2-$(1).yaml $(WT2_DATA) --model-dir $(RUNS)/wt2/electra-$(1) \
+	    $(call fast,$(FAST_ELECTRA))
+	touch $$@
+$(call ELECTRA_FINAL,$(1))/eval.json: $(call ELECTRA_FINAL,$(1))/trainer_state.json
+	$(LINCTL) eval --model-dir $(RUNS)/wt2/electra-$(1) $(WT2_DATA) --set task.eval_examples=$(if $(FAST_RUN),512,null)
+endef
+define funnel_sst2_run # NAME SEED: fine-tune the encoder of the ELECTRA run NAME on SST-2 with SEED
+$(call FUNNEL_SST2_TRAINED,$(1),$(2)): configs/glue/sst2-wt2-$(1).yaml $(RUNS)/glue/sst2-wt2/test/manifest.json \
+    $(call ELECTRA_FINAL,$(1))/trainer_state.json
+	$(LINCTL) train --config configs/glue/sst2-wt2-$(1).yaml --set task.train_dir=$(RUNS)/glue/sst2-wt2/train \
+	    --set task.eval_dir=$(RUNS)/glue/sst2-wt2/dev --set train.init_checkpoint=$(call ELECTRA_FINAL,$(1)) \
+	    --set train.seed=$(2) --model-dir $(RUNS)/glue/sst2-$(1)-seed$(2) $(call fast,$(FAST_SST2))
+	touch $$@
+$(call SST2_SCORED,$(1),$(2)): $(call FUNNEL_SST2_TRAINED,$(1),$(2))
+	$(LINCTL) eval --model-dir $(RUNS)/glue/sst2-$(1)-seed$(2) --set task.eval_dir=$(RUNS)/glue/sst2-wt2/dev \
+	    --all-checkpoints
+endef
+$(foreach name,$(FUNNEL_NAMES),$(eval $(call electra_run,$(name))))
+$(foreach name,$(FUNNEL_NAMES),$(foreach seed,$(SEEDS),$(eval $(call funnel_sst2_run,$(name),$(seed)))))
+
 # --- Benchmarks (random inputs: no data)
 
 # the efficiency test: seconds and memory per 1,000 training steps, Transformer vs Primal.+Trans.
@@ -164,18 +222,30 @@ $(RUNS)/bench/attention.json:
 $(RUNS)/bench/model.json:
 	$(LINCTL) bench --level model --seq-len $(if $(FAST_RUN),512,1024$(comma)2048$(comma)4096) --k 128 \
 	    --attention softmax,linformer --warmup 0 --repeats 2 --paper --json $@ --plot $(RUNS)/bench/model.png
+# the largest training batch per sequence length of the Funnel README's B6-6-6 (H768) within a memory budget
+$(RUNS)/bench/funnel-max-batch.json:
+	$(LINCTL) bench --level model --preset funnel-b6-6-6 --mode train --max-batch \
+	    --memory-budget $(if $(FAST_RUN),1GiB,8GiB) --seq-len $(if $(FAST_RUN),64,64$(comma)128$(comma)256$(comma)512) \
+	    --json $@
 
 # --- The report over every run
 
 REPORTED := $(addprefix $(RUNS)/wt2/,$(WT2_NAMES)) \
     $(foreach start,pretrained random,$(foreach seed,$(SEEDS),$(RUNS)/glue/sst2-$(start)-seed$(seed))) \
-    $(RUNS)/wt2/lm-transformer $(RUNS)/wt2/lm-primal \
-    $(RUNS)/bench/lm-efficiency.json $(RUNS)/bench/attention.json $(RUNS)/bench/model.json
+    $(RUNS)/wt2/lm-transformer $(RUNS)/wt2/lm-primal $(addprefix $(RUNS)/wmt14/,$(MT_NAMES)) \
+    $(addprefix $(RUNS)/wt2/electra-,$(FUNNEL_NAMES)) \
+    $(foreach name,$(FUNNEL_NAMES),$(foreach seed,$(SEEDS),$(RUNS)/glue/sst2-$(name)-seed$(seed))) \
+    $(RUNS)/bench/lm-efficiency.json $(RUNS)/bench/attention.json $(RUNS)/bench/model.json \
+    $(RUNS)/bench/funnel-max-batch.json
 STAGES := $(RUNS)/wikicorpus-xml/manifest.json $(RUNS)/mlm-msl128/manifest.json $(RUNS)/mlm-msl512/manifest.json \
     $(RUNS)/throughput.md $(RUNS)/wt2/curves.md \
     $(foreach start,pretrained random,$(foreach seed,$(SEEDS),$(call SST2_SCORED,$(start),$(seed)))) \
     $(foreach name,transformer primal,$(foreach split,valid test,$(RUNS)/wt2/lm-$(name)/eval-$(split).json)) \
-    $(RUNS)/bench/lm-efficiency.json $(RUNS)/bench/attention.json $(RUNS)/bench/model.json
+    $(foreach name,$(MT_NAMES),$(RUNS)/wmt14/$(name)/eval-newstest2014.json) \
+    $(foreach name,$(FUNNEL_NAMES),$(call ELECTRA_FINAL,$(name))/eval.json) \
+    $(foreach name,$(FUNNEL_NAMES),$(foreach seed,$(SEEDS),$(call SST2_SCORED,$(name),$(seed)))) \
+    $(RUNS)/bench/lm-efficiency.json $(RUNS)/bench/attention.json $(RUNS)/bench/model.json \
+    $(RUNS)/bench/funnel-max-batch.json
 
 $(RUNS)/report.md: $(STAGES)
 	$(LINCTL) report $(REPORTED) --output $@
@@ -190,5 +260,8 @@ reproduce: $(RUNS)/report.md
     $(foreach start,pretrained random,$(foreach seed,$(SEEDS),\
         $(RUNS)/glue/sst2-$(start)-seed$(seed)/$(call final,$(SST2_STEPS))/trainer_state.json)) \
     $(foreach name,transformer primal,$(call LM_TRAINED,$(name))) \
+    $(foreach name,$(MT_NAMES),$(call MT_TRAINED,$(name))) \
+    $(foreach name,$(FUNNEL_NAMES),$(call ELECTRA_FINAL,$(name))/trainer_state.json \
+        $(foreach seed,$(SEEDS),$(call FUNNEL_SST2_TRAINED,$(name),$(seed)))) \
     $(addsuffix /manifest.json,$(addprefix $(RUNS)/,wikicorpus wt2/corpus-train wt2/corpus-valid wt2/vocab \
-        wt2/mlm-train wt2/mlm-valid glue/sst2-wt2/test wt2/lm/test))
+        wt2/mlm-train wt2/mlm-valid glue/sst2-wt2/test wt2/lm/test wmt14/test))

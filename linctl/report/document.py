@@ -161,7 +161,7 @@ def _published(runs: list[TrainRun]) -> list[str]:
             if not figure.comparable(run):
                 continue
             for e in run.evaluations:
-                if figure.metric in e.metrics:
+                if figure.scored_alike(e):
                     lines.append(_comparison(run, e, figure.metric, figure))
     return lines
 

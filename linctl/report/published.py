@@ -6,7 +6,7 @@ from typing import Any
 
 from linctl.config.load import read_yaml, validate
 from linctl.config.strict import Strict
-from linctl.report.runs import TrainRun
+from linctl.report.runs import Evaluation, TrainRun
 
 PUBLISHED_FILE = Path(__file__).with_name("published.yaml")
 
@@ -20,10 +20,16 @@ class Published(Strict):
     setting: str  # data, scale and hardware as the source states them
     source: str  # paper and table
     match: dict[str, Any]  # dotted keys of a run's config.yaml and the values a comparable run has
+    data: str | None = None  # what a comparable evaluation scored: its protocol line begins so
 
     def comparable(self, run: TrainRun) -> bool:
         """Return True when ``run``'s config has every value of ``match``."""
         return all(_lookup(run.config, key) == value for key, value in self.match.items())
+
+    def scored_alike(self, evaluation: Evaluation) -> bool:
+        """Return True when ``evaluation`` has the figure's metric and scored the figure's data."""
+        protocol = evaluation.result.get("protocol") or ""
+        return self.metric in evaluation.metrics and (self.data is None or protocol.startswith(self.data))
 
 
 class PublishedFile(Strict):

@@ -77,6 +77,11 @@ def _read(path: Path) -> TrainRun | BenchRun:
         except ValidationError as exc:
             problem = exc.errors()[0]
             where = ".".join(str(part) for part in problem["loc"]) or "the top level"
+            if isinstance(data, dict) and {"schema", "rows"} <= data.keys():
+                raise InputError(
+                    f"{path}: a `linctl bench --json` report that this linctl cannot read ({where}: "
+                    f"{problem['msg']}); run its bench command again to rewrite it"
+                ) from None
             raise InputError(
                 f"{path}: not a `linctl bench --json` report ({where}: {problem['msg']}); {WHAT_IS_A_RUN}"
             ) from None

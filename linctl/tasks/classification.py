@@ -203,6 +203,13 @@ class ClassificationTask(Task):
         opts = self._eval.manifest["options"]
         return TASK_METRICS[task_name(opts["task"])][0], True
 
+    def protocol(self) -> str:
+        """Name what was scored: the GLUE task and split, and how many of its examples."""
+        opts = self._eval.manifest["options"]
+        scored, every = len(self.eval_lengths), self._eval.table.num_rows
+        examples = f"{every:,} examples" if scored == every else f"the first {scored:,} of {every:,} examples"
+        return f"GLUE {opts['task']} {opts['split']}, {examples}"
+
     def predict(
         self, model: nn.Module, device: torch.device, batch_size: int, precision: Precision, folder: Path
     ) -> list[tuple[int, str]]:

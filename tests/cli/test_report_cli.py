@@ -128,10 +128,14 @@ def test_an_html_name_writes_the_report_as_a_page(cli, runs, tmp_path):
         (lambda p: p.mkdir(), "not a run (no checkpoint-NNNNNNNN/ folder in it)"),
         (lambda p: p.write_text("{not json"), "not valid JSON (line 1: Expecting property name"),
         (lambda p: p.write_text('{"rows": 3}'), "not a `linctl bench --json` report"),
+        (
+            lambda p: p.write_text('{"schema": 1, "machine": {}, "options": {}, "notes": [], "rows": [{}]}'),
+            "that this linctl cannot read (rows.0.",
+        ),
         (lambda p: None, "no such file or folder"),
         (lambda p: p.write_text('{"step": 4, "task": "mlm"}'), "a `linctl eval` result, not a run"),
     ],
-    ids=["empty-folder", "bad-json", "not-bench", "missing", "eval-result"],
+    ids=["empty-folder", "bad-json", "not-bench", "older-bench", "missing", "eval-result"],
 )
 def test_bad_input_is_one_line_exit_2(cli, runs, tmp_path, make, said):
     bad = tmp_path / "bad"

@@ -55,11 +55,29 @@ def test_the_spread_is_numpys_mean_and_sample_std():
 
 @pytest.mark.parametrize(
     ("config", "figures"),
-    [("configs/lm/wt2-transformer.yaml", [33.0]), ("configs/lm/wt2-primal.yaml", [31.0]), (SST2, [])],
+    [
+        ("configs/lm/wt2-transformer.yaml", [33.0]),
+        ("configs/lm/wt2-primal.yaml", [31.0]),
+        ("configs/translation/wmt14-transformer.yaml", [29.92]),
+        ("configs/translation/wmt14-linformer.yaml", [30.08]),
+        (SST2, [0.934]),
+        ("configs/glue/sst2-wt2-funnel.yaml", []),
+    ],
 )
 def test_a_published_figure_meets_the_runs_of_its_model_only(config, figures):
     found = run(config)
     assert [figure.figure for figure in published() if figure.comparable(found)] == figures
+
+
+@pytest.mark.parametrize(
+    ("protocol", "alike"),
+    [("GLUE SST-2 dev, 872 examples", True), ("GLUE CoLA dev, 1,043 examples", False), (None, False)],
+)
+def test_a_figure_of_one_glue_task_meets_evaluations_of_that_task_only(protocol, alike):
+    (figure,) = [figure for figure in published() if figure.comparable(run(SST2))]
+    result = {"step": 1, "task": "classification", "accuracy": 0.8}
+    result |= {"protocol": protocol} if protocol else {}
+    assert figure.scored_alike(Evaluation("newest checkpoint", Path("eval.json"), result)) is alike
 
 
 def test_every_published_figure_cites_its_source():
