@@ -54,9 +54,11 @@ $(RUNS)/mlm-msl512/manifest.json: configs/mlm/prepare-mlm-msl512-dynamic.yaml $(
 	    --vocab-file $(DATA)/bert-vocab/bert-base-cased-vocab.txt --output-dir $(RUNS)/mlm-msl512
 	touch $@
 # prepare mlm against the raw tokenizers rate: a Markdown table (its work folder is removed after)
-$(RUNS)/throughput.md: $(RUNS)/wt2/corpus-train/manifest.json pipelines/prepare_throughput.py
+# (FAST=1: on WikiText-2 valid, a tenth of train's size)
+THROUGHPUT_SPLIT := $(if $(FAST_RUN),valid,train)
+$(RUNS)/throughput.md: $(RUNS)/wt2/corpus-$(THROUGHPUT_SPLIT)/manifest.json pipelines/prepare_throughput.py
 	rm -rf $(RUNS)/throughput
-	$(PYTHON) pipelines/prepare_throughput.py $(RUNS)/wt2/corpus-train/metadata.txt \
+	$(PYTHON) pipelines/prepare_throughput.py $(RUNS)/wt2/corpus-$(THROUGHPUT_SPLIT)/metadata.txt \
 	    $(DATA)/bert-vocab/bert-base-cased-vocab.txt $(RUNS)/throughput > $@.tmp
 	rm -rf $(RUNS)/throughput
 	mv $@.tmp $@
@@ -77,9 +79,11 @@ $(RUNS)/wt2/mlm-valid/manifest.json: $(RUNS)/wt2/corpus-valid/manifest.json $(RU
 
 WT2_NAMES := softmax linformer-k32-kv linformer-k32-layerwise
 WT2_DATA := --set task.train_dir=$(RUNS)/wt2/mlm-train --set task.eval_dir=$(RUNS)/wt2/mlm-valid
-FAST_WT2 := --set train.steps=40 --set optim.warmup_steps=4 --set train.eval_every=20 \
-    --set train.checkpoint_every=20
-WT2_FINAL = $(RUNS)/wt2/$(1)/$(call final,$(call steps,configs/mlm/wt2-$(1).yaml,40))
+# FAST=1 runs: 20 steps of 8 examples, evaluated (on a few examples) at steps 10 and 20
+FAST_STEPS := --set train.steps=20 --set train.batch_size=8 --set optim.warmup_steps=2 --set train.eval_every=10 \
+    --set train.checkpoint_every=10
+FAST_WT2 := $(FAST_STEPS) --set task.eval_examples=64
+WT2_FINAL = $(RUNS)/wt2/$(1)/$(call final,$(call steps,configs/mlm/wt2-$(1).yaml,20))
 WT2_TRAINED = $(call WT2_FINAL,$(1))/trainer_state.json
 WT2_SCORED = $(call WT2_FINAL,$(1))/eval.json
 
@@ -89,7 +93,7 @@ $(call WT2_TRAINED,$(1)): configs/mlm/wt2-$(1).yaml $(RUNS)/wt2/mlm-train/manife
 	$(LINCTL) train --config configs/mlm/wt2-$(1).yaml $(WT2_DATA) --model-dir $(RUNS)/wt2/$(1) $(call fast,$(FAST_WT2))
 	touch $$@
 $(call WT2_SCORED,$(1)): $(call WT2_TRAINED,$(1))
-	$(LINCTL) eval --model-dir $(RUNS)/wt2/$(1) $(WT2_DATA) --set task.eval_examples=$(if $(FAST_RUN),512,null)
+	$(LINCTL) eval --model-dir $(RUNS)/wt2/$(1) $(WT2_DATA) --set task.eval_examples=$(if $(FAST_RUN),256,null)
 endef
 $(foreach name,$(WT2_NAMES),$(eval $(call wt2_run,$(name))))
 
@@ -108,8 +112,10 @@ $(RUNS)/glue/sst2-wt2/test/manifest.json: $(RUNS)/wt2/vocab/manifest.json $(wild
 
 SST2 := --config configs/glue/sst2-wt2-linformer.yaml --set task.train_dir=$(RUNS)/glue/sst2-wt2/train \
     --set task.eval_dir=$(RUNS)/glue/sst2-wt2/dev
-SST2_STEPS := $(call steps,configs/glue/sst2-wt2-linformer.yaml,60)
-FAST_SST2 := --set train.steps=60 --set optim.warmup_steps=6 --set train.checkpoint_every=20
+SST2_STEPS := $(call steps,configs/glue/sst2-wt2-linformer.yaml,20)
+FAST_SST2 := $(FAST_STEPS) --set task.eval_examples=64
+# FAST=1 scores the first 256 of SST-2 dev's 872 sentences at each checkpoint
+SST2_EVAL := --all-checkpoints $(call fast,--set task.eval_examples=256)
 SST2_INIT_pretrained := $(call WT2_FINAL,linformer-k32-kv)
 SST2_INIT_random := null
 SST2_SCORED = $(RUNS)/glue/sst2-$(1)-seed$(2)/eval-all.json
@@ -122,7 +128,7 @@ $(RUNS)/glue/sst2-$(1)-seed$(2)/$(call final,$(SST2_STEPS))/trainer_state.json: 
 	    --model-dir $(RUNS)/glue/sst2-$(1)-seed$(2) $(call fast,$(FAST_SST2))
 	touch $$@
 $(call SST2_SCORED,$(1),$(2)): $(RUNS)/glue/sst2-$(1)-seed$(2)/$(call final,$(SST2_STEPS))/trainer_state.json
-	$(LINCTL) eval $(SST2) --model-dir $(RUNS)/glue/sst2-$(1)-seed$(2) --all-checkpoints
+	$(LINCTL) eval $(SST2) --model-dir $(RUNS)/glue/sst2-$(1)-seed$(2) $(SST2_EVAL)
 endef
 $(foreach start,pretrained random,$(foreach seed,$(SEEDS),$(eval $(call sst2_run,$(start),$(seed)))))
 
@@ -134,9 +140,8 @@ $(RUNS)/wt2/lm/test/manifest.json: configs/lm/prepare-wikitext-wt2.yaml $(wildca
 	touch $@
 
 LM_DATA := --set task.train_dir=$(RUNS)/wt2/lm/train --set task.eval_dir=$(RUNS)/wt2/lm/valid
-FAST_LM := --set train.steps=40 --set optim.warmup_steps=4 --set train.eval_every=20 \
-    --set train.checkpoint_every=20 --set task.eval_tokens=20000
-LM_TRAINED = $(RUNS)/wt2/lm-$(1)/$(call final,$(call steps,configs/lm/wt2-$(1).yaml,40))/trainer_state.json
+FAST_LM := $(FAST_STEPS) --set task.eval_tokens=4000
+LM_TRAINED = $(RUNS)/wt2/lm-$(1)/$(call final,$(call steps,configs/lm/wt2-$(1).yaml,20))/trainer_state.json
 
 define lm_run # NAME: train configs/lm/wt2-NAME.yaml
 $(call LM_TRAINED,$(1)): configs/lm/wt2-$(1).yaml $(RUNS)/wt2/lm/test/manifest.json
@@ -146,7 +151,7 @@ endef
 define lm_eval # NAME SPLIT: the perplexity of the run on WikiText-2 SPLIT
 $(RUNS)/wt2/lm-$(1)/eval-$(2).json: $(call LM_TRAINED,$(1))
 	$(LINCTL) eval --model-dir $(RUNS)/wt2/lm-$(1) --set task.eval_dir=$(RUNS)/wt2/lm/$(2) --context-window 64 \
-	    --metric ppl --json $$@ $(call fast,--set task.eval_tokens=20000)
+	    --metric ppl --json $$@ $(call fast,--set task.eval_tokens=10000)
 endef
 $(foreach name,transformer primal,$(eval $(call lm_run,$(name))))
 $(foreach name,transformer primal,$(foreach split,valid test,$(eval $(call lm_eval,$(name),$(split)))))
@@ -160,8 +165,7 @@ $(RUNS)/wmt14/test/manifest.json: $(wildcard $(DATA)/wmt14-en-de/*.* $(DATA)/wmt
 
 MT_NAMES := transformer linformer
 MT_DATA := --set task.train_dir=$(RUNS)/wmt14/train --set task.eval_dir=$(RUNS)/wmt14/valid
-FAST_MT := --set train.steps=20 --set optim.warmup_steps=4 --set train.checkpoint_every=20 \
-    --set task.eval_sentences=20
+FAST_MT := $(FAST_STEPS) --set task.eval_sentences=8
 MT_TRAINED = $(RUNS)/wmt14/$(1)/$(call final,$(call steps,configs/translation/wmt14-$(1).yaml,20))/trainer_state.json
 
 define mt_run # NAME: train configs/translation/wmt14-NAME.yaml, then decode and score newstest2014
@@ -171,7 +175,7 @@ $(call MT_TRAINED,$(1)): configs/translation/wmt14-$(1).yaml $(RUNS)/wmt14/test/
 	touch $$@
 $(RUNS)/wmt14/$(1)/eval-newstest2014.json: $(call MT_TRAINED,$(1))
 	$(LINCTL) eval --model-dir $(RUNS)/wmt14/$(1) --set task.eval_dir=$(RUNS)/wmt14/test \
-	    --set task.eval_sentences=$(if $(FAST_RUN),50,null) --hypotheses $(RUNS)/wmt14/$(1)/newstest2014.greedy.de \
+	    --set task.eval_sentences=$(if $(FAST_RUN),20,null) --hypotheses $(RUNS)/wmt14/$(1)/newstest2014.greedy.de \
 	    --json $$@
 endef
 $(foreach name,$(MT_NAMES),$(eval $(call mt_run,$(name))))
@@ -180,10 +184,9 @@ $(foreach name,$(MT_NAMES),$(eval $(call mt_run,$(name))))
 # layers), both ELECTRA-pretrained on the WikiText-2 shards, then fine-tuned on SST-2 with each of $(SEEDS)
 
 FUNNEL_NAMES := funnel flat
-FAST_ELECTRA := --set train.steps=40 --set optim.warmup_steps=4 --set train.eval_every=20 \
-    --set train.checkpoint_every=20 --set task.eval_examples=256
-ELECTRA_FINAL = $(RUNS)/wt2/electra-$(1)/$(call final,$(call steps,configs/electra/wt2-$(1).yaml,40))
-FUNNEL_SST2_STEPS = $(call steps,configs/glue/sst2-wt2-$(1).yaml,60)
+FAST_ELECTRA := $(FAST_STEPS) --set task.eval_examples=64
+ELECTRA_FINAL = $(RUNS)/wt2/electra-$(1)/$(call final,$(call steps,configs/electra/wt2-$(1).yaml,20))
+FUNNEL_SST2_STEPS = $(call steps,configs/glue/sst2-wt2-$(1).yaml,20)
 FUNNEL_SST2_TRAINED = $(RUNS)/glue/sst2-$(1)-seed$(2)/$(call final,$(call FUNNEL_SST2_STEPS,$(1)))/trainer_state.json
 
 define electra_run # NAME: ELECTRA pretraining of configs/electra/wt2-NAME.yaml, scored on WikiText-2 valid
@@ -193,7 +196,7 @@ $(call ELECTRA_FINAL,$(1))/trainer_state.json: configs/electra/wt2-$(1).yaml $(R
 	    $(call fast,$(FAST_ELECTRA))
 	touch $$@
 $(call ELECTRA_FINAL,$(1))/eval.json: $(call ELECTRA_FINAL,$(1))/trainer_state.json
-	$(LINCTL) eval --model-dir $(RUNS)/wt2/electra-$(1) $(WT2_DATA) --set task.eval_examples=$(if $(FAST_RUN),512,null)
+	$(LINCTL) eval --model-dir $(RUNS)/wt2/electra-$(1) $(WT2_DATA) --set task.eval_examples=$(if $(FAST_RUN),256,null)
 endef
 define funnel_sst2_run # NAME SEED: fine-tune the encoder of the ELECTRA run NAME on SST-2 with SEED
 $(call FUNNEL_SST2_TRAINED,$(1),$(2)): configs/glue/sst2-wt2-$(1).yaml $(RUNS)/glue/sst2-wt2/test/manifest.json \
@@ -204,7 +207,7 @@ $(call FUNNEL_SST2_TRAINED,$(1),$(2)): configs/glue/sst2-wt2-$(1).yaml $(RUNS)/g
 	touch $$@
 $(call SST2_SCORED,$(1),$(2)): $(call FUNNEL_SST2_TRAINED,$(1),$(2))
 	$(LINCTL) eval --model-dir $(RUNS)/glue/sst2-$(1)-seed$(2) --set task.eval_dir=$(RUNS)/glue/sst2-wt2/dev \
-	    --all-checkpoints
+	    $(SST2_EVAL)
 endef
 $(foreach name,$(FUNNEL_NAMES),$(eval $(call electra_run,$(name))))
 $(foreach name,$(FUNNEL_NAMES),$(foreach seed,$(SEEDS),$(eval $(call funnel_sst2_run,$(name),$(seed)))))
@@ -217,16 +220,17 @@ $(RUNS)/bench/lm-efficiency.json: configs/lm/wt2-transformer.yaml configs/lm/wt2
 	    --seq-len 128 --batch-size 16 --warmup 2 --repeats $(if $(FAST_RUN),2,5) --json $@
 # time and memory against sequence length: attention blocks, then BERT-base-sized encoders
 $(RUNS)/bench/attention.json:
-	$(LINCTL) bench --seq-len $(if $(FAST_RUN),512$(comma)1024,512$(comma)1024$(comma)2048$(comma)4096) \
+	$(LINCTL) bench --seq-len $(if $(FAST_RUN),512,512$(comma)1024$(comma)2048$(comma)4096) \
 	    --k 128,256 --paper --json $@ --plot $(RUNS)/bench/attention.png
 $(RUNS)/bench/model.json:
 	$(LINCTL) bench --level model --seq-len $(if $(FAST_RUN),512,1024$(comma)2048$(comma)4096) --k 128 \
 	    --attention softmax,linformer --warmup 0 --repeats 2 --paper --json $@ --plot $(RUNS)/bench/model.png
 # the largest training batch per sequence length of the Funnel README's B6-6-6 (H768) within a memory budget
+# (FAST=1: SDPA alone, n 64 within 1 GiB, one timed step)
 $(RUNS)/bench/funnel-max-batch.json:
 	$(LINCTL) bench --level model --preset funnel-b6-6-6 --mode train --max-batch \
-	    --memory-budget $(if $(FAST_RUN),1GiB,8GiB) --seq-len $(if $(FAST_RUN),64,64$(comma)128$(comma)256$(comma)512) \
-	    --json $@
+	    $(if $(FAST_RUN),--attention "softmax impl=sdpa" --memory-budget 1GiB --seq-len 64 --warmup 0 --repeats 1,\
+	    --memory-budget 8GiB --seq-len 64$(comma)128$(comma)256$(comma)512) --json $@
 
 # --- The report over every run
 
