@@ -79,9 +79,9 @@ $(RUNS)/wt2/mlm-valid/manifest.json: $(RUNS)/wt2/corpus-valid/manifest.json $(RU
 
 WT2_NAMES := softmax linformer-k32-kv linformer-k32-layerwise
 WT2_DATA := --set task.train_dir=$(RUNS)/wt2/mlm-train --set task.eval_dir=$(RUNS)/wt2/mlm-valid
-# FAST=1 runs: 20 steps of 8 examples, evaluated (on a few examples) at steps 10 and 20
-FAST_STEPS := --set train.steps=20 --set train.batch_size=8 --set optim.warmup_steps=2 --set train.eval_every=10 \
-    --set train.checkpoint_every=10
+# FAST=1 runs: 20 steps of 8 examples, logged every 5, evaluated (on a few examples) at steps 10 and 20
+FAST_STEPS := --set train.steps=20 --set train.batch_size=8 --set optim.warmup_steps=2 --set train.log_every=5 \
+    --set train.eval_every=10 --set train.checkpoint_every=10
 FAST_WT2 := $(FAST_STEPS) --set task.eval_examples=64
 WT2_FINAL = $(RUNS)/wt2/$(1)/$(call final,$(call steps,configs/mlm/wt2-$(1).yaml,20))
 WT2_TRAINED = $(call WT2_FINAL,$(1))/trainer_state.json

@@ -9,7 +9,7 @@ from linctl import __version__
 from linctl.atomic import write_text_atomic
 from linctl.bench.report import plot as bench_plot
 from linctl.report.plots import training_curves
-from linctl.report.published import Published, published
+from linctl.report.published import published
 from linctl.report.runs import BenchRun, Evaluation, TrainRun, read_runs
 from linctl.report.seeds import Spread, seed_groups, spreads
 
@@ -44,10 +44,10 @@ def write_report(paths: list[Path], output: Path) -> Written:
         groups = seed_groups(train)
         written.seed_groups = len(groups)
         lines += _seeds(groups)
-        comparisons = _published(train)
-        written.comparisons = len(comparisons)
+        comparisons = _comparisons(train)
+        written.comparisons = sum(len(rows) for rows in comparisons.values())
         if comparisons:
-            lines += ["", "## Published figures beside ours", "", *comparisons]
+            lines += _published(comparisons)
         lines += ["", "## Training curves"]
         for task in dict.fromkeys(run.task for run in train):
             png = plots / f"curves-{task}.png"
@@ -154,26 +154,51 @@ def _spread_row(spread: Spread) -> str:
     return f"| {spread.evaluation} | {spread.metric} | {shown} | {len(spread.values)} |"
 
 
-def _published(runs: list[TrainRun]) -> list[str]:
-    lines = []
-    for run in runs:
-        for figure in published():
-            if not figure.comparable(run):
-                continue
-            for e in run.evaluations:
-                if figure.scored_alike(e):
-                    lines.append(_comparison(run, e, figure.metric, figure))
-    return lines
+def _comparisons(runs: list[TrainRun]) -> dict[int, list[tuple[TrainRun, Evaluation]]]:
+    """Return, by index in published(), the evaluations of ``runs`` comparable with each figure."""
+    found = {}
+    for index, figure in enumerate(published()):
+        rows = [
+            (run, e)
+            for run in runs
+            if figure.comparable(run)
+            for e in run.evaluations
+            if figure.scored_alike(e)
+        ]
+        if rows:
+            found[index] = rows
+    return found
 
 
-def _comparison(run: TrainRun, e: Evaluation, metric: str, figure: Published) -> str:
-    ours = e.metrics[metric]
-    difference = ours - figure.figure
-    return (
-        f"- `{run.path}` ({e.name}): {metric} {_number(ours)}; published {figure.figure:g} for "
-        f"{figure.model} ({figure.setting}; {figure.source}). Ours minus published: {difference:+.4f} "
-        f"({difference / figure.figure:+.1%}), at the scale and protocol stated above, not the paper's."
+def _published(comparisons: dict[int, list[tuple[TrainRun, Evaluation]]]) -> list[str]:
+    """One table per published figure: the figure with its setting and source, then each comparable result,
+    and how far it is from the figure."""
+    lines = ["", "## Published figures beside ours", ""]
+    lines.append(
+        "Each table is one published figure and the results comparable with it (same task and attention; for "
+        "GLUE, the same task and split). Ours are at the scale and protocol stated above, not the paper's."
     )
+    figures = published()
+    for index, rows in comparisons.items():
+        figure = figures[index]
+        lines += ["", f"### {figure.metric} {figure.figure:g}: {figure.model}", ""]
+        lines += [f"{figure.setting}. Source: {figure.source}.", ""]
+        lines += [
+            f"| run | evaluation | {figure.metric} | ours − published | relative |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for run, e in rows:
+            ours = e.metrics[figure.metric]
+            difference = ours - figure.figure
+            cells = [
+                f"`{run.path}`",
+                e.name,
+                _number(ours),
+                f"{difference:+.4f}",
+                f"{difference / figure.figure:+.1%}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _bench(run: BenchRun, png: Path) -> list[str]:
