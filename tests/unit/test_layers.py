@@ -21,7 +21,7 @@ WRONG = [
     ("tasks", "train"),
     ("train", "validate"),
     ("validate", "bench"),
-    ("evaluate", "report"),
+    ("evaluate", "cli"),
     ("report", "cli"),
 ]
 
@@ -35,7 +35,7 @@ def lint(root: Path) -> subprocess.CompletedProcess[str]:
 def test_the_package_keeps_its_layers():
     found = lint(REPO)
     assert found.returncode == 0, found.stdout + found.stderr
-    assert "2 kept, 0 broken" in found.stdout
+    assert "3 kept, 0 broken" in found.stdout
 
 
 def test_every_rule_catches_a_function_local_import(tmp_path):
