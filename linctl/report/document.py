@@ -9,7 +9,7 @@ from linctl import __version__
 from linctl.atomic import write_text_atomic
 from linctl.bench.report import plot as bench_plot
 from linctl.report.plots import training_curves
-from linctl.report.published import published
+from linctl.report.published import Published, published
 from linctl.report.runs import BenchRun, Evaluation, TrainRun, read_runs
 from linctl.report.seeds import Spread, seed_groups, spreads
 
@@ -45,7 +45,7 @@ def write_report(paths: list[Path], output: Path) -> Written:
         written.seed_groups = len(groups)
         lines += _seeds(groups)
         comparisons = _comparisons(train)
-        written.comparisons = sum(len(rows) for rows in comparisons.values())
+        written.comparisons = sum(len(rows) for _, rows in comparisons)
         if comparisons:
             lines += _published(comparisons)
         lines += ["", "## Training curves"]
@@ -154,10 +154,13 @@ def _spread_row(spread: Spread) -> str:
     return f"| {spread.evaluation} | {spread.metric} | {shown} | {len(spread.values)} |"
 
 
-def _comparisons(runs: list[TrainRun]) -> dict[int, list[tuple[TrainRun, Evaluation]]]:
-    """Return, by index in published(), the evaluations of ``runs`` comparable with each figure."""
-    found = {}
-    for index, figure in enumerate(published()):
+Comparison = tuple[Published, list[tuple[TrainRun, Evaluation]]]  # a figure and the results beside it
+
+
+def _comparisons(runs: list[TrainRun]) -> list[Comparison]:
+    """Return each published figure that some evaluation of ``runs`` is comparable with, and those results."""
+    found = []
+    for figure in published():
         rows = [
             (run, e)
             for run in runs
@@ -166,11 +169,11 @@ def _comparisons(runs: list[TrainRun]) -> dict[int, list[tuple[TrainRun, Evaluat
             if figure.scored_alike(e)
         ]
         if rows:
-            found[index] = rows
+            found.append((figure, rows))
     return found
 
 
-def _published(comparisons: dict[int, list[tuple[TrainRun, Evaluation]]]) -> list[str]:
+def _published(comparisons: list[Comparison]) -> list[str]:
     """One table per published figure: the figure with its setting and source, then each comparable result,
     and how far it is from the figure."""
     lines = ["", "## Published figures beside ours", ""]
@@ -178,9 +181,7 @@ def _published(comparisons: dict[int, list[tuple[TrainRun, Evaluation]]]) -> lis
         "Each table is one published figure and the results comparable with it (same task and attention; for "
         "GLUE, the same task and split). Ours are at the scale and protocol stated above, not the paper's."
     )
-    figures = published()
-    for index, rows in comparisons.items():
-        figure = figures[index]
+    for figure, rows in comparisons:
         lines += ["", f"### {figure.metric} {figure.figure:g}: {figure.model}", ""]
         lines += [f"{figure.setting}. Source: {figure.source}.", ""]
         lines += [
