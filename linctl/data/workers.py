@@ -25,8 +25,10 @@ import ctypes.util
 import os
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any
 
@@ -51,13 +53,42 @@ def worker_pool(
 class _Pool(ProcessPoolExecutor):
     def submit(self, fn, /, *args, **kwargs):
         # A spawned pool starts its workers in submit(); they inherit this thread's signal mask.
-        if not hasattr(signal, "pthread_sigmask"):  # Windows
-            return super().submit(fn, *args, **kwargs)
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            return super().submit(fn, *args, **kwargs)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        with _stops_held():
+            if not hasattr(signal, "pthread_sigmask"):  # Windows
+                return super().submit(fn, *args, **kwargs)
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                return super().submit(fn, *args, **kwargs)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+@contextmanager
+def _stops_held() -> Iterator[None]:
+    """Hold a Ctrl-C or SIGTERM that comes inside the block until its end, then raise it as it would have.
+
+    A stop raised part-way through starting a worker leaves that worker reading half its start-up data
+    (it prints a traceback of its own) or the pool joining a thread it never started. Only the main
+    thread sets handlers; elsewhere (and for signals without a Python handler) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    held = {
+        signum: handler
+        for signum in (signal.SIGINT, signal.SIGTERM)
+        if callable(handler := signal.getsignal(signum))
+    }
+    for signum in held:
+        signal.signal(signum, lambda signum, frame: came.append(signum))
+    try:
+        yield
+    finally:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+        if came:
+            signal.raise_signal(came[0])  # its own handler runs now, in this thread
 
 
 def _start_worker(parent: int, initializer: Callable[..., Any] | None, initargs: tuple) -> None:
