@@ -12,7 +12,7 @@ import typer
 from typer._click.exceptions import NoSuchOption, UsageError
 from typer.core import TyperGroup
 
-from linctl.cli.start import KEPT, stopped
+from linctl.cli.start import KEPT, stopped, unreported_stop
 from linctl.errors import LinctlError, RankFailed
 
 EXIT_EXPECTED = 2  # bad input, config or output folder: the message says what to fix
@@ -77,6 +77,9 @@ class LinctlGroup(TyperGroup):
         except Exception as exc:
             if type(exc).__module__.startswith("typer"):  # typer's (vendored click's) own exit and usage flow
                 raise
+            if (stop := unreported_stop()) is not None:  # code between turned the stop into this error
+                _report(stop[0])
+                raise typer.Exit(stop[1]) from None
             if isinstance(exc, OSError) and _stdout_failed(exc):
                 raise  # main() reports it in one line
             _report(f"internal error: {type(exc).__name__}: {exc} (LINCTL_DEBUG=1 shows the traceback)")
