@@ -39,16 +39,6 @@ class LinctlGroup(TyperGroup):
             commands = ", ".join(self.list_commands(ctx))
             refuse(f"no command {args[0]!r}{where}; commands: {commands}")
 
-    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
-        # Parsing the root's options runs before invoke(); typer would make a Ctrl-C or SIGTERM that
-        # comes now (it lazily imports as it parses) a silent exit 130, whichever signal it was.
-        try:
-            return super().make_context(info_name, args, parent, **extra)
-        except KeyboardInterrupt as exc:
-            line, code = stopped(exc)
-            _report(line)
-            raise typer.Exit(code) from None
-
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)
