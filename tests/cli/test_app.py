@@ -121,33 +121,39 @@ def test_an_unknown_command_or_option_is_one_line_naming_the_valid_ones(cli, arg
     assert result.stderr.splitlines() == [line]
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace delivers the signal at a chosen moment")
+def signalled_as_it_opens(path: Path, signum: int, *args: str) -> tuple[int, list[str]]:
+    """Run ``linctl ARGS`` with ``signum`` delivered as it opens ``path`` (or a file under it): exit code and
+    the lines linctl wrote to stderr."""
+    name = signal.Signals(signum).name.removeprefix("SIG")
+    inject = ["strace", "-qq", "-o", os.devnull, "-P", str(path), "-e", "trace=openat",
+              "-e", f"inject=openat:signal={name}"]  # fmt: skip
+    done = subprocess.run([*inject, sys.executable, "-m", "linctl", *args],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return done.returncode, [said for said in done.stderr.splitlines() if not said.startswith("strace: ")]
+
+
+needs_strace = pytest.mark.skipif(
+    shutil.which("strace") is None, reason="strace delivers the signal at a chosen moment"
+)
+
+
+@needs_strace
 @pytest.mark.parametrize(("signum", "line", "code"), [
     (signal.SIGINT, "interrupted: finished output files are kept; run the same command again to resume", 130),
     (signal.SIGTERM, "terminated: finished output files are kept; run the same command again to resume", 143),
 ])  # fmt: skip
 def test_a_signal_while_the_command_line_loads_ends_it_in_one_line(signum, line, code):
     typer_dir = Path(typer.__file__).parent  # listed while linctl loads its app, before any command runs
-    inject = ["strace", "-qq", "-o", os.devnull, "-P", typer_dir, "-e", "trace=openat",
-              "-e", f"inject=openat:signal={signal.Signals(signum).name.removeprefix('SIG')}"]  # fmt: skip
-    done = subprocess.run([*map(str, inject), sys.executable, "-m", "linctl", "--help"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    said = [said for said in done.stderr.splitlines() if not said.startswith("strace: ")]  # strace's notes
-    assert (done.returncode, said) == (code, [line])
+    assert signalled_as_it_opens(typer_dir, signum, "--help") == (code, [line])
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace delivers the signal at a chosen moment")
+@needs_strace
 def test_a_sigterm_while_the_root_options_are_parsed_is_not_an_interrupt():
     # typer imports its click decorators as it parses the root's options, outside any command; a stop
     # there once came out as typer's silent exit 130, SIGTERM or not (the fault suite hit it).
     click = Path(typer.__file__).parent / "_click"
-    decorators = importlib.util.cache_from_source(str(click / "decorators.py"))  # the bytecode Python reads
-    inject = ["strace", "-qq", "-o", os.devnull, "-P", decorators, "-e", "trace=openat",
-              "-e", "inject=openat:signal=TERM"]  # fmt: skip
-    done = subprocess.run([*inject, sys.executable, "-m", "linctl", "--version"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    said = [said for said in done.stderr.splitlines() if not said.startswith("strace: ")]
-    assert (done.returncode, said) == (
+    decorators = Path(importlib.util.cache_from_source(str(click / "decorators.py")))  # the bytecode read
+    assert signalled_as_it_opens(decorators, signal.SIGTERM, "--version") == (
         143,
         ["terminated: finished output files are kept; run the same command again to resume"],
     )
