@@ -5,6 +5,11 @@ before the softmax. Sharing (paper §4): ``none`` gives every layer and head its
 ``headwise`` one E and F per layer; ``key-value`` one matrix per layer for both; ``layerwise`` one
 matrix for the whole model. Keys and values at padded positions are zeroed before the projection, and
 a sequence of T < n tokens uses the first T columns, so outputs do not depend on trailing padding.
+
+Where E is shared across heads, E·(X·W_K + 1·bᵀ) = (E·X)·W_K + (E·1)·bᵀ: projecting the layer's input
+along the sequence first applies W_K and W_V to k rows instead of n. Each layer takes whichever order
+costs fewer FLOPs for the shapes at hand (``projection_order: auto``); with padding, E·(m ⊙ X) and E·m
+stand for E·X and E·1, so both orders give the same outputs.
 """
 
 import math
@@ -15,10 +20,13 @@ import torch.nn.functional as F
 from pydantic import PositiveInt, model_validator
 from torch import Tensor, nn
 
-from linctl.attention.base import AttentionConfig, MixingAttention
+from linctl.attention.base import AttentionConfig, AttentionOutput, KVCache, MixingAttention, ScoreBias
 from linctl.errors import InputError
 
 Sharing = Literal["none", "headwise", "key-value", "layerwise"]
+# Which product along the sequence comes first: ``keys-first`` projects keys and values (the paper's
+# order), ``input-first`` the layer's input before W_K and W_V; ``auto`` picks the cheaper per call.
+ProjectionOrder = Literal["auto", "input-first", "keys-first"]
 
 # The Cerebras model zoo's `attention_style` names for the same sharing modes.
 CEREBRAS_STYLES: dict[str, Sharing] = {
@@ -65,11 +73,20 @@ class Projections(nn.Module):
             nn.Parameter(torch.empty(matrices, k, n).uniform_(-bound, bound)) if separate_values else None
         )
 
-    def forward(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Project keys and values (B, H, T, D) to (B, H, k, D) with the first T columns of E and F."""
-        T = k.size(2)
+    @property
+    def distinct(self) -> int:
+        """How many different matrices project keys and values (E and F of every head)."""
+        return self.e_proj.size(0) * (1 if self.f_proj is None else 2)
+
+    def transposed(self, T: int) -> tuple[Tensor, Tensor]:
+        """Eᵀ and Fᵀ (H|1, T, k) for T positions: the first T columns of E and F."""
         e = self.e_proj[:, :, :T].transpose(1, 2).contiguous()  # (H|1, T, k)
         f = e if self.f_proj is None else self.f_proj[:, :, :T].transpose(1, 2).contiguous()
+        return e, f
+
+    def forward(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Project keys and values (B, H, T, D) to (B, H, k, D) with the first T columns of E and F."""
+        e, f = self.transposed(k.size(2))
         return _project(k, e), _project(v, f)
 
 
@@ -90,6 +107,38 @@ def _project(x: Tensor, e: Tensor) -> Tensor:
     return y.view(B, H, D, -1).transpose(2, 3).contiguous()  # (B, H, k, D)
 
 
+def _along_sequence(source: Tensor, mask: Tensor | None, e: Tensor) -> tuple[Tensor, Tensor]:
+    """Return E·(m ⊙ X), (B, k, C) or (B, H, k, C), and E·m, (B|1, H|1, k), for the input X (B, S, C)
+    (zero at padding already) and Eᵀ (H|1, S, k).
+
+    The product is spelt Xᵀ·Eᵀ, the operand order in which CPU bf16 matmuls take the fast path (see
+    ``_project``).
+    """
+    B = source.size(0)
+    if e.size(0) == 1:
+        projected = (source.transpose(1, 2) @ e.expand(B, -1, -1)).transpose(1, 2)  # (B, k, C)
+    else:
+        projected = (source.transpose(1, 2)[:, None] @ e).transpose(2, 3)  # (B, H, k, C)
+    real = source.new_ones(1, source.size(1)) if mask is None else mask.to(source.dtype)  # (B|1, S): m
+    mass = (real[:, None, None, :] @ e).squeeze(2)  # (B|1, H|1, k): E·m
+    return projected, mass
+
+
+def _to_heads(projected: Tensor, mass: Tensor, weight: Tensor, bias: Tensor | None, H: int) -> Tensor:
+    """Apply the key (or value) projection to the input projected along the sequence: (E·X)·Wᵀ + (E·m)·bᵀ,
+    per head (B, H, k, D), from ``_along_sequence``'s outputs and W (C, C), b (C)."""
+    C = weight.size(1)
+    D = C // H
+    if projected.dim() == 3:
+        B, k, _ = projected.shape
+        keys = F.linear(projected, weight).view(B, k, H, D).transpose(1, 2)  # (B, H, k, D)
+    else:
+        keys = projected @ weight.view(H, D, C).transpose(1, 2)  # (B, H, k, D)
+    if bias is None:
+        return keys
+    return keys + mass[..., None] * bias.view(H, D)[None, :, None, :]  # (B, H, k, D)
+
+
 class LinformerAttention(MixingAttention):
     """Attention over k projected keys and values instead of all n."""
 
@@ -97,6 +146,7 @@ class LinformerAttention(MixingAttention):
         kind: Literal["linformer"] = "linformer"
         k: PositiveInt = 256  # the projected length (Cerebras: projected_dims)
         sharing: Sharing = "none"
+        projection_order: ProjectionOrder = "auto"
 
         swept: ClassVar[tuple[str, ...]] = ("k", "sharing")
         model_level_keys: ClassVar[tuple[str, ...]] = ("attention_style", "projected_dims")  # Cerebras
@@ -162,13 +212,58 @@ class LinformerAttention(MixingAttention):
             return None
         return Projections(1, cfg.k, max_seq_length, separate_values=False)
 
-    def mix(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        length = k.size(2)
+    def input_first(self, length: int) -> bool:
+        """Whether keys and values of ``length`` positions are made by projecting the input first.
+
+        Per sequence of S = ``length`` positions, C = d_model: the keys-first order costs 4·S·C² (W_K and
+        W_V on S rows) + 4·k·S·C (E and F on the keys and values, whatever the sharing); input-first
+        costs 4·k·C² (W_K and W_V on k rows) + 2·k·S·C per distinct matrix on the input (one when keys
+        and values share E, two for E and F, 2·H with E and F per head).
+        """
+        if self.cfg.projection_order != "auto":
+            return self.cfg.projection_order == "input-first"
+        C, k = self.out.in_features, self.cfg.k
+        keys_first = 4 * length * C * C + 4 * k * length * C
+        input_first = 4 * k * C * C + 2 * self.projections.distinct * k * length * C
+        return input_first < keys_first
+
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        *,
+        memory: Tensor | None = None,
+        cache: KVCache | None = None,
+        score_bias: ScoreBias | None = None,
+    ) -> AttentionOutput:
+        source = x if memory is None else memory
+        S = source.size(1)
+        self._check_length(S)
+        if cache is not None or score_bias is not None or not self.input_first(S):
+            return super().forward(x, mask, memory=memory, cache=cache, score_bias=score_bias)
+        B, T, C = x.shape
+        H = self.n_heads
+        weight, bias = self.qkv.weight, self.qkv.bias
+        q = F.linear(x, weight[:C], None if bias is None else bias[:C]).view(B, T, H, C // H).transpose(1, 2)
+        if mask is not None:
+            source = source.masked_fill(~mask[:, :, None], 0.0)  # (B, S, C): m ⊙ X
+        e, f = self.projections.transposed(S)  # (H|1, S, k)
+        along_e = _along_sequence(source, mask, e)
+        along_f = along_e if f is e else _along_sequence(source, mask, f)
+        k = _to_heads(*along_e, weight[C : 2 * C], None if bias is None else bias[C : 2 * C], H)
+        v = _to_heads(*along_f, weight[2 * C :], None if bias is None else bias[2 * C :], H)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout_p)  # (B, H, T, D)
+        return AttentionOutput(self.out(y.transpose(1, 2).reshape(B, T, C)), x.new_zeros(()))
+
+    def _check_length(self, length: int) -> None:
         if length > self.max_seq_length:
             raise InputError(
                 f"a sequence of {length} tokens is longer than the Linformer's max_seq_length "
                 f"({self.max_seq_length}); cut inputs to at most {self.max_seq_length} tokens"
             )
+
+    def mix(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        self._check_length(k.size(2))
         if mask is not None:
             padded = ~mask[:, None, :, None]  # (B, 1, T, 1)
             k, v = k.masked_fill(padded, 0.0), v.masked_fill(padded, 0.0)

@@ -12,6 +12,7 @@ from linctl.attention.base import KVCache
 from linctl.attention.linformer import CEREBRAS_STYLES, Sharing
 from linctl.errors import InputError
 from linctl.models import MODELS, ModelSpec
+from linctl.runtime.flops import FlopCounterMode
 
 B, T, C, H, L, V = 3, 16, 32, 4, 2, 97
 SHARING = get_args(Sharing)
@@ -123,6 +124,73 @@ def test_bidirectional_attention_sees_the_future():
     x2 = x.clone()
     x2[:, 9:] += 1.0
     assert not torch.allclose(attn(x2).out[:, :9], attn(x).out[:, :9])
+
+
+def linformer_in_both_orders(sharing, k=7):
+    """One Linformer layer (random biases) twice: projecting keys and values first, and the input first."""
+    first = attention(kind="linformer", k=k, sharing=sharing, projection_order="keys-first")
+    with torch.no_grad():
+        first.qkv.bias.normal_()
+    second = attention(kind="linformer", k=k, sharing=sharing, projection_order="input-first")
+    second.load_state_dict(first.state_dict())
+    return first, second
+
+
+@pytest.mark.parametrize("sharing", SHARING)
+@pytest.mark.parametrize("padded", [False, True])
+def test_linformer_projection_orders_agree_forward_and_backward(sharing, padded):
+    keys_first, input_first = linformer_in_both_orders(sharing)
+    mask = lengths_mask([16, 11, 3]) if padded else None
+    outputs, grads = [], []
+    for layer in (keys_first, input_first):
+        layer.train()  # attention dropout is 0: train mode takes the same paths, gradients included
+        x = torch.randn(B, T, C, generator=torch.Generator().manual_seed(5), requires_grad=True)
+        y = layer(x, mask).out
+        weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(6))
+        outputs.append(y)
+        grads.append(torch.autograd.grad((y * weights).sum(), [x, *layer.parameters()]))
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-5)
+    for g_input, g_keys in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(g_input, g_keys, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("sharing", ["none", "key-value"])
+def test_linformer_projection_orders_agree_in_cross_attention_and_bf16(sharing):
+    keys_first, input_first = linformer_in_both_orders(sharing)
+    x, memory, mask = torch.randn(B, 5, C), torch.randn(B, 13, C), lengths_mask([13, 8, 2], 13)
+    torch.testing.assert_close(
+        input_first(x, mask, memory=memory).out, keys_first(x, mask, memory=memory).out, rtol=1e-5, atol=1e-5
+    )
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y_input, y_keys = input_first(x, mask, memory=memory).out, keys_first(x, mask, memory=memory).out
+    assert y_input.dtype == torch.bfloat16
+    torch.testing.assert_close(y_input.float(), y_keys.float(), rtol=0.05, atol=0.05)
+
+
+def counted_flops(layer, x):
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        layer(x)
+    return counter.get_total_flops()
+
+
+# BERT-base sizes at n = 512 (input first wins when E is shared, loses with one E per head: H·k > d_model),
+# and a small layer on fewer tokens than its n.
+@pytest.mark.parametrize("sharing", SHARING)
+@pytest.mark.parametrize(
+    ("d_model", "heads", "n", "k", "tokens"), [(768, 12, 512, 128, 512), (32, 4, 64, 24, 30)]
+)
+def test_linformer_picks_the_order_with_fewer_flops(sharing, d_model, heads, n, k, tokens):
+    layers = {}
+    for order in ("auto", "keys-first", "input-first"):
+        cfg = spec(kind="linformer", k=k, sharing=sharing, projection_order=order)
+        layers[order] = ATTENTION.build(
+            cfg, d_model, heads, n, ATTENTION.cls(cfg).build_shared(cfg, d_model, heads, n)
+        )
+    x = torch.randn(1, tokens, d_model)
+    flops = {order: counted_flops(layer, x) for order, layer in layers.items()}
+    cheaper = min(("keys-first", "input-first"), key=flops.__getitem__)
+    assert layers["auto"].input_first(tokens) == (cheaper == "input-first")
+    assert flops["auto"] == flops[cheaper] < max(flops.values())
 
 
 @pytest.mark.parametrize(
