@@ -30,7 +30,8 @@ class AttentionConfig(Strict):
     ``model_level_keys`` are keys a model section may give outside ``attention`` to select this kind;
     ``cross_attention`` says whether the kind can read another input's states (``forward(memory=…)``);
     ``score_bias`` whether it forms every query-key score and so can add a ``ScoreBias`` to them (a funnel's
-    relative positions and token types).
+    relative positions and token types); ``quiet`` lists fields a bench label names only when they are set
+    away from their default (a choice that changes the speed, not the result).
     The properties below declare what a variant's outputs satisfy, for the tests of those properties.
     """
 
@@ -44,6 +45,7 @@ class AttentionConfig(Strict):
     model_level_keys: ClassVar[tuple[str, ...]] = ()  # keys of a model section that select this kind
     cross_attention: ClassVar[bool] = True
     score_bias: ClassVar[bool] = False
+    quiet: ClassVar[tuple[str, ...]] = ()
 
     @property
     def reports_aux_loss(self) -> bool:

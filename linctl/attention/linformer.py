@@ -149,6 +149,7 @@ class LinformerAttention(MixingAttention):
         projection_order: ProjectionOrder = "auto"
 
         swept: ClassVar[tuple[str, ...]] = ("k", "sharing")
+        quiet: ClassVar[tuple[str, ...]] = ("projection_order",)
         model_level_keys: ClassVar[tuple[str, ...]] = ("attention_style", "projected_dims")  # Cerebras
 
         @model_validator(mode="before")

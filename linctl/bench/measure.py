@@ -1,9 +1,11 @@
 """Run one case: in this process (the worker), or in a fresh child process so cases do not pollute
 each other's memory peaks and a case that dies (out of memory, killed) or hangs is reported, not fatal."""
 
+import select
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -38,10 +40,24 @@ def build(case: Case, device: torch.device, dtype: torch.dtype) -> Workload:
 
 def measure(case: Case) -> Result:
     """Build ``case`` on its device, warm it up, time its repeats and take its peak working memory."""
+    if case.what == "matmul":
+        return measure_matmul(case, torch.device(case.device), DTYPES[case.dtype])
+    runs = measured(case)
+    ready = next(runs)
+    if ready.status != "ok":
+        return ready
+    return next(runs)
+
+
+def measured(case: Case) -> Iterator[Result]:
+    """Measure an attention or model ``case`` once, then time it as often as asked.
+
+    The first result has the FLOPs, tokens and peak working memory, after the warm-up, and no times; each
+    result after it (one per ``next``) has ``case.repeats`` more times. A case that cannot run yields one
+    result that says why, and stops.
+    """
     device = torch.device(case.device)
     dtype = DTYPES[case.dtype]
-    if case.what == "matmul":
-        return measure_matmul(case, device, dtype)
     torch.manual_seed(case.seed)
     # Inference runs in the dtype; training keeps fp32 weights under autocast, as `linctl train` does.
     weights = dtype if case.mode == "inference" else torch.float32
@@ -80,17 +96,21 @@ def measure(case: Case) -> Result:
             peak = meter.peak()
             if device.type == "cpu":
                 mmap_threshold(STEADY_THRESHOLD)
-            times = time_repeats(step, max(case.warmup - 2, 0), case.repeats, device)
+            ready = Result(status="ok", flops=flops, tokens=work.tokens, peak_bytes=peak)
+            if case.budget is not None and peak > case.budget:
+                yield ready.model_copy(
+                    update={"status": "oom", "message": f"peak {peak / 2**20:,.0f} MiB is over the budget"}
+                )
+                return
+            time_repeats(step, max(case.warmup - 2, 0), 0, device)
+            yield ready
+            while True:
+                yield ready.model_copy(update={"times": time_repeats(step, 0, case.repeats, device)})
     except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError is a RuntimeError
         if isinstance(err, MemoryError) or any(text in str(err).lower() for text in OOM_TEXT):
-            return Result(status="oom", message=str(err).splitlines()[0][:200])
+            yield Result(status="oom", message=str(err).splitlines()[0][:200])
+            return
         raise
-    result = Result(status="ok", times=times, flops=flops, tokens=work.tokens, peak_bytes=peak)
-    if case.budget is not None and peak > case.budget:
-        return result.model_copy(
-            update={"status": "oom", "message": f"peak {peak / 2**20:,.0f} MiB is over the budget"}
-        )
-    return result
 
 
 def run_isolated(case: Case, timeout: float) -> Result:
@@ -110,3 +130,63 @@ def run_isolated(case: Case, timeout: float) -> Result:
             return Result(status="oom", message="killed by SIGKILL (the kernel's out-of-memory killer)")
         lines = proc.stderr.strip().splitlines()
         return Result(status="error", message=lines[-1] if lines else f"worker exit {proc.returncode}")
+
+
+class KeptCase:
+    """A case in a worker process kept for a whole benchmark: built and measured once when started, then
+    timed once per round (``time_round``), so that rounds time every kept case in turn and drift or a
+    neighbour's load falls on all of them alike."""
+
+    def __init__(self, case: Case, timeout: float) -> None:
+        self.timeout = timeout
+        self.rounds: list[list[float]] = []  # the repeat times of each round
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (the worker's lifetime; close())
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "linctl.bench.worker", "--serve"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+        )  # fmt: skip
+        self.result = self._ask(case.model_dump_json())  # FLOPs, tokens and peak; no times
+
+    def time_round(self) -> None:
+        """Time one round of the case's repeats; a case that failed before is left alone."""
+        if self.result.status != "ok":
+            return
+        reply = self._ask("")
+        if reply.status == "ok":
+            self.rounds.append(reply.times)
+        else:
+            self.result = reply
+            self.close()
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.stdin.close()  # type: ignore[union-attr]  # the worker stops at the end of its input
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._stderr.close()
+
+    def _ask(self, line: str) -> Result:
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            stdin.write(line + "\n")
+            stdin.flush()
+        except BrokenPipeError:
+            return self._died()
+        if not select.select([stdout], [], [], self.timeout)[0]:
+            self._proc.kill()
+            self._proc.wait()
+            return Result(status="timeout", message=f"stopped after {self.timeout:g} s")
+        reply = stdout.readline()
+        return Result.model_validate_json(reply) if reply else self._died()
+
+    def _died(self) -> Result:
+        code = self._proc.wait()
+        if code == -9:
+            return Result(status="oom", message="killed by SIGKILL (the kernel's out-of-memory killer)")
+        self._stderr.seek(0)
+        lines = self._stderr.read().strip().splitlines()
+        return Result(status="error", message=lines[-1] if lines else f"worker exit {code}")

@@ -40,6 +40,7 @@ PRESETS |= {
     for name in ("6-6-6", "6-3x2-3x2", "4-4-4")
 }
 BERT_VOCAB = 30522  # token ids drawn for model-level cases: BERT's uncased WordPiece vocabulary
+ROUNDS = 5  # rounds by default when several cases are compared
 
 
 class BenchOptions(Strict):
@@ -61,7 +62,8 @@ class BenchOptions(Strict):
     precision: Precision = "fp32"
     device: DeviceName = "auto"
     warmup: int = Field(1, ge=0)
-    repeats: PositiveInt = 5
+    repeats: PositiveInt = 5  # timed runs per case (per round, with rounds)
+    rounds: PositiveInt | None = None  # None: ROUNDS when several cases are compared, else 1
     timeout: PositiveFloat = 600.0  # seconds per case, building and warm-up included
     peers: bool = False
     padded: bool = False
@@ -88,6 +90,11 @@ class BenchOptions(Strict):
     def _consistent(self) -> Self:
         if self.max_batch and self.batch_size is not None:
             raise ValueError("give --batch-size or --max-batch, not both")
+        if self.max_batch and (self.rounds or 1) > 1:
+            raise ValueError(
+                "--rounds keeps every case of a length in memory at once, which --max-batch cannot allow "
+                "(each case holds its largest batch); drop --rounds"
+            )
         if self.memory_budget is not None and not self.max_batch:
             raise ValueError("--memory-budget bounds the --max-batch search; add --max-batch")
         missing = [str(path) for path in self.config if not path.is_file()]
@@ -98,6 +105,13 @@ class BenchOptions(Strict):
         if self.overrides and not self.config:
             raise ValueError("--set changes keys of the --config file; add --config")
         return self
+
+    def rounds_in_force(self, cases: int) -> int:
+        """The rounds to time ``cases`` cases of one length in: as asked, else ROUNDS when there are
+        several to compare (not with --max-batch), else 1."""
+        if self.rounds is not None:
+            return self.rounds
+        return ROUNDS if cases > 1 and not self.max_batch else 1
 
 
 class Variant(Strict):
@@ -125,7 +139,13 @@ def sharing_modes() -> list[str]:
 
 def label_of(attention: AttentionConfig) -> str:
     """Name an attention config by its kind and the fields its variant adds, e.g. ``linformer k=128 …``."""
-    extra = [name for name in type(attention).model_fields if name not in AttentionConfig.model_fields]
+    fields = type(attention).model_fields
+    extra = [
+        name
+        for name in fields
+        if name not in AttentionConfig.model_fields
+        and (name not in attention.quiet or getattr(attention, name) != fields[name].default)
+    ]
     return " ".join([attention.kind, *(f"{name}={getattr(attention, name)}" for name in extra)])
 
 

@@ -55,7 +55,8 @@ def table(report: Report, paper: bool) -> Table:
             "" if r.matmul_fraction is None else f"{r.matmul_fraction:.0%}", _mib(r.peak_bytes),
         ]  # fmt: skip
         cells += [f"{r.s_per_1k_steps:,.1f}"] if train else []
-        cells += [_x(r.speedup), _x(r.memory_saving, 1), _x(r.flop_ratio)]
+        speedup = _x(r.speedup) + ("" if r.speedup_spread is None else f" ±{r.speedup_spread:.2f}")
+        cells += [speedup, _x(r.memory_saving, 1), _x(r.flop_ratio)]
         if paper:
             cells += [_x(r.speedup_eager), _x(r.paper_speedup, 1), _x(r.paper_memory_saving, 1)]
         if "vs peer" in columns:

@@ -3,16 +3,17 @@ then the comparisons each row carries (speed-up, memory saving and FLOP ratio ag
 
 import os
 import platform
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from linctl.attention import ATTENTION, AttentionConfig
 from linctl.bench.case import Case, Result
-from linctl.bench.measure import run_isolated
+from linctl.bench.measure import KeptCase, run_isolated
 from linctl.bench.model import model_config
 from linctl.bench.options import BenchOptions, Variant, config_variants, label_of, model_dims, variants
 from linctl.bench.peers import PEER_MODELS, installed, matches, peer_label
@@ -33,8 +34,9 @@ class Row(BaseModel):
     batch: int
     status: str
     message: str = ""
-    median_s: float | None = None
-    spread: float | None = None
+    median_s: float | None = None  # with rounds: the median of the rounds' medians
+    spread: float | None = None  # half the range of the repeat times (with rounds: of the rounds' medians)
+    rounds_s: list[float] = Field(default_factory=list)  # the median seconds of each round
     tokens: int = 0
     flops: float | None = None
     peak_bytes: int | None = None
@@ -43,6 +45,7 @@ class Row(BaseModel):
     flops_per_s: float | None = None
     matmul_fraction: float | None = None
     speedup: float | None = None  # against the first baseline (softmax with torch's SDPA), per real token
+    speedup_spread: float | None = None  # with rounds: half the range of the per-round speed-ups
     speedup_eager: float | None = None  # against the materialised T×T softmax
     memory_saving: float | None = None  # peak-memory ratio, or largest-batch ratio with --max-batch
     flop_ratio: float | None = None  # softmax FLOPs per token over this row's
@@ -85,8 +88,10 @@ def run_bench(opts: BenchOptions, on_row: Callable[[Row], None] = lambda row: No
     matmul = run_isolated(Case(what="matmul", repeats=3, **common), opts.timeout)
     rate = matmul.flops / matmul.median if matmul.status == "ok" else None  # type: ignore[operator]
     notes = peer_notes(opts, chosen)
+    rounds = opts.rounds_in_force(len(chosen) + len(peer_cases(opts, chosen)))
     rows: list[Row] = []
     for n in opts.seq_len:
+        planned = []
         for variant, peer in [(v, None) for v in chosen] + peer_cases(opts, chosen):
             label = peer_label(peer, variant.attention) if peer else variant.label
             model = variant.model or dims
@@ -95,6 +100,11 @@ def run_bench(opts: BenchOptions, on_row: Callable[[Row], None] = lambda row: No
                 mode=opts.mode, warmup=opts.warmup, repeats=opts.repeats, padded=opts.padded, budget=budget,
                 **common,
             )  # fmt: skip
+            planned.append((variant, base))
+        if rounds > 1:
+            rows += measure_in_rounds(opts, planned, rounds, on_row)
+            continue
+        for variant, base in planned:
             row = measure_row(opts, variant, base)
             rows.append(row)
             on_row(row)
@@ -129,24 +139,35 @@ def peer_cases(opts: BenchOptions, chosen: list[Variant]) -> list[tuple[Variant,
     ]
 
 
-def measure_row(opts: BenchOptions, variant: Variant, case: Case) -> Row:
-    """Find the batch (given, or the largest that fits), then time the case at that batch."""
-    fields = {
+def row_fields(variant: Variant, case: Case) -> dict[str, Any]:
+    return {
         "label": case.label, "kind": variant.kind, "peer": case.peer, "attention": variant.attention,
         "n": case.n, "against": variant.label if case.peer else None,
     }  # fmt: skip
+
+
+def skip_reason(variant: Variant, case: Case) -> str | None:
+    """Why the case cannot run at its length or in its model, or None."""
     try:
         attention_config(variant.attention).check_length(case.n)
     except ValueError as err:  # the config was validated by variants(); its length limit was not
-        return Row(**fields, batch=0, status="skipped", message=str(err).splitlines()[-1])
+        return str(err).splitlines()[-1]
     if case.what == "model":
         try:
             model_config(case)
         except (
             ValidationError
         ) as err:  # a model that does not take this attention (a funnel's relative terms)
-            message = err.errors()[0]["msg"].removeprefix("Value error, ").splitlines()[0]
-            return Row(**fields, batch=0, status="skipped", message=message)
+            return err.errors()[0]["msg"].removeprefix("Value error, ").splitlines()[0]
+    return None
+
+
+def measure_row(opts: BenchOptions, variant: Variant, case: Case) -> Row:
+    """Find the batch (given, or the largest that fits), then time the case at that batch."""
+    fields = row_fields(variant, case)
+    skipped = skip_reason(variant, case)
+    if skipped is not None:
+        return Row(**fields, batch=0, status="skipped", message=skipped)
     batch = opts.batch_size or 1
     if opts.max_batch:
 
@@ -163,24 +184,62 @@ def measure_row(opts: BenchOptions, variant: Variant, case: Case) -> Row:
         # can land just over the budget. The batch below it is then the largest that fits.
         batch -= 1
         result = run_isolated(case.model_copy(update={"batch": batch}), opts.timeout)
-    row = row_of(fields, batch, result)
-    if opts.mode == "train" and row.median_s is not None:
-        row.s_per_1k_steps = 1000 * row.median_s  # a timed repeat is one training step (the efficiency test)
-    return row
+    return row_of(fields, batch, result, opts.mode)
 
 
-def row_of(fields: dict[str, Any], batch: int, result: Result) -> Row:
+def measure_in_rounds(
+    opts: BenchOptions, planned: list[tuple[Variant, Case]], rounds: int, on_row: Callable[[Row], None]
+) -> list[Row]:
+    """Measure cases of one length in kept worker processes, started one after the other, then time
+    them in ``rounds`` rounds, each case once per round in turn."""
+    rows: dict[int, Row] = {}
+    kept: dict[int, KeptCase] = {}
+    batch = opts.batch_size or 1
+    try:
+        for i, (variant, case) in enumerate(planned):
+            skipped = skip_reason(variant, case)
+            if skipped is not None:
+                rows[i] = Row(**row_fields(variant, case), batch=0, status="skipped", message=skipped)
+            else:
+                kept[i] = KeptCase(case.model_copy(update={"batch": batch}), opts.timeout)
+        for _ in range(rounds):
+            for worker in kept.values():
+                worker.time_round()
+    finally:
+        for worker in kept.values():
+            worker.close()
+    for i, worker in kept.items():
+        variant, case = planned[i]
+        times = [t for round_times in worker.rounds for t in round_times]
+        result = worker.result.model_copy(update={"times": times}) if worker.rounds else worker.result
+        rows[i] = row_of(row_fields(variant, case), batch, result, opts.mode, worker.rounds)
+    ordered = [rows[i] for i in range(len(planned))]
+    for row in ordered:
+        on_row(row)
+    return ordered
+
+
+def row_of(
+    fields: dict[str, Any], batch: int, result: Result, mode: str, rounds: list[list[float]] | None = None
+) -> Row:
     row = Row(**fields, batch=batch, status=result.status, message=result.message)
     if result.status != "ok":
         return row
-    return row.model_copy(
+    median, spread = result.median, result.spread
+    round_medians = [statistics.median(times) for times in rounds or []]
+    if round_medians:
+        median = statistics.median(round_medians)
+        spread = (max(round_medians) - min(round_medians)) / 2 / median
+    row = row.model_copy(
         update={
-            "median_s": result.median, "spread": result.spread, "tokens": result.tokens,
+            "median_s": median, "spread": spread, "rounds_s": round_medians, "tokens": result.tokens,
             "flops": result.flops, "peak_bytes": result.peak_bytes,
-            "tokens_per_s": result.tokens / result.median,
-            "flops_per_s": (result.flops or 0.0) / result.median,
+            "tokens_per_s": result.tokens / median, "flops_per_s": (result.flops or 0.0) / median,
         }
     )  # fmt: skip
+    if mode == "train":
+        row.s_per_1k_steps = 1000 * median  # a timed repeat is one training step (the efficiency test)
+    return row
 
 
 def compare(rows: list[Row], rate: float | None, opts: BenchOptions, reference: str | None = None) -> None:
@@ -211,7 +270,10 @@ def compare(rows: list[Row], rate: float | None, opts: BenchOptions, reference: 
         if row.peer is None:
             for column, base in reference.items():
                 if base is not None:
-                    setattr(row, column, per_token(base) / per_token(row))
+                    value, spread = ratio(base, row)
+                    setattr(row, column, value)
+                    if column == "speedup":
+                        row.speedup_spread = spread
             sdpa = reference.get("speedup")
             if sdpa is not None:
                 row.flop_ratio = (sdpa.flops / sdpa.tokens) / (row.flops / row.tokens)  # type: ignore[operator]
@@ -220,7 +282,7 @@ def compare(rows: list[Row], rate: float | None, opts: BenchOptions, reference: 
         if row.peer is not None:
             ours = same.get(row.against or "")
             if ours is not None:
-                ours.vs_peer = per_token(row) / per_token(ours)
+                ours.vs_peer = ratio(row, ours)[0]
 
 
 def attention_config(attention: dict[str, Any]) -> AttentionConfig:
@@ -242,3 +304,12 @@ def memory_saving(softmax: Row, row: Row, max_batch: bool) -> float | None:
 
 def per_token(row: Row) -> float:
     return row.median_s / row.tokens  # type: ignore[operator]
+
+
+def ratio(base: Row, row: Row) -> tuple[float, float | None]:
+    """``base``'s time per token over ``row``'s. Timed in the same rounds, it is the median of the rounds'
+    ratios, with half their range; else the ratio of the medians, and no range."""
+    if not base.rounds_s or len(base.rounds_s) != len(row.rounds_s):
+        return per_token(base) / per_token(row), None
+    ratios = [(b / base.tokens) / (r / row.tokens) for b, r in zip(base.rounds_s, row.rounds_s, strict=True)]
+    return statistics.median(ratios), (max(ratios) - min(ratios)) / 2

@@ -7,6 +7,7 @@ checks what a run makes of the measurements without workers.
 
 import csv
 import json
+import statistics
 
 import pytest
 
@@ -33,6 +34,9 @@ def test_smallest_bench_writes_one_row_schema_to_json_csv_and_plot(cli, tmp_path
     base, lin = rows
     assert base["tokens"] == 7 and base["flops"] > 0 and base["peak_bytes"] > 0
     assert base["speedup"] == base["flop_ratio"] == base["memory_saving"] == 1.0
+    assert len(base["rounds_s"]) == 5 and base["median_s"] == statistics.median(
+        base["rounds_s"]
+    )  # kept worker
     assert "k (8)" in lin["message"] and lin["median_s"] is None
     with open(tmp_path / "b.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
@@ -81,7 +85,9 @@ def test_rows_compare_with_softmax_of_the_same_length(tiny_report):
     lin = rows["linformer k=8 sharing=headwise", 33]
     assert lin["status"] == "ok" and lin["tokens"] == 33 and lin["flops"] < base["flops"]
     assert lin["flop_ratio"] == pytest.approx(base["flops"] / lin["flops"])
-    assert lin["speedup"] == pytest.approx(base["median_s"] / lin["median_s"])
+    # kept workers timed in rounds: the speed-up is the median of the rounds' ratios
+    per_round = [b / r for b, r in zip(base["rounds_s"], lin["rounds_s"], strict=True)]
+    assert len(per_round) == 5 and lin["speedup"] == pytest.approx(statistics.median(per_round))
     assert lin["matmul_fraction"] > 0 and lin["tokens_per_s"] == pytest.approx(33 / lin["median_s"])
     short = rows["linformer k=8 sharing=headwise", 7]  # k > n: not run, and said why
     assert short["status"] == "skipped" and "k (8)" in short["message"]
@@ -112,7 +118,8 @@ def test_paper_figures_sit_beside_ours(cli, tmp_path):
     rows = {r["label"]: r for r in json.loads((tmp_path / "b.json").read_text())["rows"]}
     lin = rows["linformer k=128 sharing=layerwise"]
     assert lin["paper_speedup"] == 1.5 and lin["paper_memory_saving"] == 1.7
-    assert lin["speedup_eager"] == pytest.approx(rows["softmax impl=eager"]["median_s"] / lin["median_s"])
+    per_round = [e / r for e, r in zip(rows["softmax impl=eager"]["rounds_s"], lin["rounds_s"], strict=True)]
+    assert lin["speedup_eager"] == pytest.approx(statistics.median(per_round))
     assert "paper speed-up" in result.output
 
 
@@ -154,6 +161,8 @@ def test_peers_need_the_model_level(cli):
         (["--dtype", "fp16"], "--precision"),  # its old name
         (["--preset", "huge"], "unknown preset 'huge'"),
         (["--max-batch", "--batch-size", "4"], "not both"),
+        (["--max-batch", "--rounds", "3"], "drop --rounds"),
+        (["--rounds", "0"], "--rounds"),
         (["--memory-budget", "1GiB"], "add --max-batch"),
         (["--memory-budget", "lots", "--max-batch"], "--memory-budget"),
         (["--config", "missing.yaml"], "missing.yaml"),

@@ -71,9 +71,18 @@ def test_flops_of_an_attention_block_are_its_matmuls():
     assert soft.status == "ok" and soft.tokens == B * n and len(soft.times) == 2
     assert soft.flops == projections + 4 * B * n * n * C  # Q·Kᵀ and P·V over every head
     k = LINFORMER["k"]
-    lin = run_isolated(Case(what="attention", attention=LINFORMER, model=DIMS, n=n, batch=B, repeats=1), 120)
+    keys_first = LINFORMER | {"projection_order": "keys-first"}
+    lin = run_isolated(Case(what="attention", attention=keys_first, model=DIMS, n=n, batch=B, repeats=1), 120)
     assert lin.flops == projections + 2 * (2 * B * C * n * k) + 4 * B * n * k * C  # E·K, F·V, then k keys
     assert lin.peak_bytes is not None and lin.peak_bytes > 0
+    # the default order here projects the input first: E·X once (keys and values share E), E·1 for the
+    # biases (once: no padding), W_K and W_V on k rows, then k keys
+    auto = run_isolated(Case(what="attention", attention=LINFORMER, model=DIMS, n=n, batch=B, repeats=1), 120)
+    q_and_out = 2 * (2 * B * n * C * C)
+    assert (
+        auto.flops == q_and_out + 2 * B * k * n * C + 2 * n * k + 2 * (2 * B * k * C * C) + 4 * B * n * k * C
+    )
+    assert auto.flops < lin.flops
 
 
 @pytest.mark.slow  # two workers

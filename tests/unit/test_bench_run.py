@@ -8,6 +8,8 @@ from linctl.bench.options import BenchOptions
 from linctl.bench.run import run_bench
 
 RATE = 2e9  # the fake machine's matmul FLOP/s
+LOAD = [1.0, 3.0, 1.5, 1.0, 2.0]  # how much slower every case runs in each round of kept workers
+SPIKES: dict[tuple[str, int], float] = {}  # (label, round): how much slower one case runs in one round
 # Per variant: seconds per repeat, FLOPs per token, peak bytes per sequence, largest batch that fits.
 COSTS = {
     "softmax impl=sdpa": (0.2, 100.0, 1000, 3),
@@ -32,7 +34,26 @@ def cases(monkeypatch) -> list[Case]:
         tokens = case.n * case.batch
         return Result(status="ok", times=[seconds] * 3, flops=flops * tokens, tokens=tokens, peak_bytes=peak)
 
+    class KeptCase:
+        """A kept worker: each round a neighbour's load (LOAD) slows every case alike."""
+
+        def __init__(self, case: Case, timeout: float) -> None:
+            seen.append(case)
+            self.case, self.rounds = case, []
+            _, flops, peak, _ = COSTS[case.label]
+            tokens = case.n * case.batch
+            self.result = Result(status="ok", flops=flops * tokens, tokens=tokens, peak_bytes=peak)
+
+        def time_round(self) -> None:
+            r = len(self.rounds)
+            seconds = COSTS[self.case.label][0] * LOAD[r] * SPIKES.get((self.case.label, r), 1.0)
+            self.rounds.append([seconds] * self.case.repeats)
+
+        def close(self) -> None:
+            pass
+
     monkeypatch.setattr("linctl.bench.run.run_isolated", run_isolated)
+    monkeypatch.setattr("linctl.bench.run.KeptCase", KeptCase)
     return seen
 
 
@@ -42,7 +63,7 @@ def bench(**options) -> dict[tuple[str, int], dict]:
 
 
 def test_rows_compare_per_token_with_softmax_of_the_same_length(cases):
-    rows = bench(seq_len=[64, 512])
+    rows = bench(seq_len=[64, 512], rounds=1)
     assert list(rows) == [(label, n) for n in (64, 512) for label in COSTS]
     short = rows["linformer k=128 sharing=layerwise", 64]  # k > n: not measured, and said why
     assert short["status"] == "skipped" and "k (128)" in short["message"] and short["median_s"] is None
@@ -55,6 +76,34 @@ def test_rows_compare_per_token_with_softmax_of_the_same_length(cases):
     assert lin["matmul_fraction"] == pytest.approx(40.0 * 512 / 0.1 / RATE)
     assert (lin["paper_speedup"], lin["paper_memory_saving"]) == (1.5, 1.7)  # the paper's n 512, k 128
     assert base["paper_speedup"] is None and rows["linformer k=128 sharing=layerwise", 64]["speedup"] is None
+
+
+def test_rounds_time_every_kept_case_in_turn_and_compare_round_by_round(monkeypatch, cases):
+    rows = bench(seq_len=[512])  # several cases: ROUNDS rounds by default
+    assert [c.label for c in cases if c.what != "matmul"] == list(COSTS)  # one worker per case
+    base, lin = rows["softmax impl=sdpa", 512], rows["linformer k=128 sharing=layerwise", 512]
+    assert base["rounds_s"] == pytest.approx([0.2 * load for load in LOAD])
+    assert base["median_s"] == pytest.approx(0.2 * 1.5) and base["spread"] == pytest.approx(1.0 / 1.5)
+    assert lin["speedup"] == pytest.approx(2.0) and lin["speedup_spread"] == pytest.approx(0.0)
+    assert lin["tokens_per_s"] == pytest.approx(512 / (0.1 * 1.5))
+
+
+def test_a_slow_round_of_one_case_moves_its_speedup_little_and_shows_in_the_spread(monkeypatch, cases):
+    lin = "linformer k=128 sharing=layerwise"
+    monkeypatch.setitem(SPIKES, (lin, 3), 3.0)  # round 4: linformer alone runs 3× slower
+    row = bench(seq_len=[512])[lin, 512]
+    assert row["rounds_s"] == pytest.approx([0.1, 0.3, 0.15, 0.3, 0.2])
+    # the per-round ratios are 2, 2, 2, 2/3, 2: their median holds; the ratio of medians (0.3 / 0.2) would not
+    assert row["speedup"] == pytest.approx(2.0) and row["speedup_spread"] == pytest.approx((2 - 2 / 3) / 2)
+
+
+def test_one_round_or_max_batch_runs_each_case_in_a_fresh_process(cases):
+    rows = bench(seq_len=[512], rounds=1)
+    assert rows["linformer k=128 sharing=layerwise", 512]["rounds_s"] == []
+    assert rows["linformer k=128 sharing=layerwise", 512]["speedup"] == pytest.approx(2.0)
+    assert rows["linformer k=128 sharing=layerwise", 512]["speedup_spread"] is None
+    with pytest.raises(ValueError, match="drop --rounds"):
+        BenchOptions(max_batch=True, rounds=3)
 
 
 def test_max_batch_times_the_largest_batch_that_fits_and_compares_batches(cases):
@@ -101,7 +150,7 @@ def test_several_model_configs_are_whole_model_variants_against_the_first(cases)
     assert all(c.batch == 16 and c.mode == "train" for c in measured)
     assert rows["wt2-transformer"].speedup == 1.0 and rows["wt2-primal"].speedup == pytest.approx(0.8 / 0.6)
     assert rows["wt2-primal"].memory_saving == pytest.approx(4000 / 3000)
-    assert rows["wt2-primal"].s_per_1k_steps == pytest.approx(600.0)  # a timed repeat is one step
+    assert rows["wt2-primal"].s_per_1k_steps == pytest.approx(600.0 * 1.5)  # a repeat is a step; median load
 
 
 def test_several_model_configs_need_the_model_level():
