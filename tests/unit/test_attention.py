@@ -344,3 +344,14 @@ def test_bench_learns_each_kind_from_its_declarations():
         assert set(config.swept) <= set(config.model_fields)
         for values in config.baselines.values():
             config(**values)  # each baseline is a valid variant of its kind
+
+
+def test_a_quiet_field_is_named_in_bench_labels_only_away_from_its_default():
+    from linctl.bench.options import label_of
+
+    for kind in ATTENTION.kinds():
+        config = ATTENTION.classes[kind].Config
+        assert set(config.quiet) <= set(config.model_fields) - set(config.swept)
+    assert label_of(spec(kind="linformer", k=8, sharing="headwise")) == "linformer k=8 sharing=headwise"
+    forced = spec(kind="linformer", k=8, sharing="headwise", projection_order="keys-first")
+    assert label_of(forced) == "linformer k=8 sharing=headwise projection_order=keys-first"
