@@ -2,7 +2,7 @@
 
 import pytest
 
-from linctl.data.sources.markup import clean_line, strip_markup
+from linctl.data.sources.markup import clean_line, skim, strip_markup
 
 MARKUP = ("{{", "}}", "[[", "]]", "{|", "|}", "<ref", "'''", "''", "<", ">")
 
@@ -68,3 +68,31 @@ def test_unclosed_markup_does_not_survive():
 )
 def test_wikiextractor_leftovers_are_cleaned(line, expected):
     assert clean_line(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("wikitext", "expected"),
+    [
+        # closing runs of four braces close two templates; three braces are a template argument
+        ("A {{a|{{b|c}}}} B {{{1}}} C {{d|{{{2|x}}}}} D.", "A B C D."),
+        # emphasis around a cut template is cut with it, so that the rest is not read as bold or italic
+        ("It is ''{{lang|fr|mot}}'' here.\n== See also ==\n* [[X]]", "It is here."),
+        (
+            "'''{{lang|ar|x}}''' ({{IPA|y}}; ''Dzayer''), officially '''the state'''.",
+            "(; Dzayer), officially the state.",
+        ),
+        # nested tables go whole, only from a line start
+        (
+            "Before.\n{|\n|\n{|\n| inner\n|}\n| outer\n|}\nAfter {| not a table.",
+            "Before.\nAfter not a table.",
+        ),
+        ("Kept <!-- a {{comment}} --> text<ref>{{cite|x}}</ref>.<math>{{a}}</math>", "Kept text."),
+    ],
+    ids=lambda value: value[:30],
+)
+def test_templates_tables_and_references_are_cut_before_parsing(wikitext, expected):
+    assert text_of(wikitext) == expected
+
+
+def test_skim_names_the_top_level_templates():
+    assert skim("x {{Disambiguation|a={{b}}}} {{ dab }} {{{1}}}").templates == ["Disambiguation", " dab "]

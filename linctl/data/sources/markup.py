@@ -4,10 +4,16 @@ Kept: prose, the visible text of links and external links, the contents of empha
 tags. Dropped: templates, tables, references, files and images with their captions, categories and
 interlanguage links, comments, section headings, list items, and the trailing sections (References,
 See also, …). A last line-level pass (``clean_line``) removes what a parser or extractor left behind.
+
+Most of an article's markup is what is dropped whole: templates (infoboxes, citations), references,
+comments, formulas and tables. ``skim`` cuts those out with regular expressions and brace counting
+before the parser sees the text, as WikiExtractor does, so that the parser builds a node tree of the
+prose alone; what it cannot match (an unclosed template) it leaves to the parser.
 """
 
 import html
 import re
+from typing import NamedTuple
 
 import mwparserfromhell
 from mwparserfromhell.nodes import ExternalLink, Heading, HTMLEntity, Node, Tag, Text, Wikilink
@@ -62,6 +68,17 @@ HIDDEN_LINK_PREFIXES = frozenset({"file", "image", "category"})
 LANGUAGE_PREFIX = re.compile(r"^[a-z]{2,3}(?:-[a-z]+)*$")
 
 _REF = re.compile(r"<ref[^>]*/>|<ref[^>]*>.*?</ref>", re.IGNORECASE | re.DOTALL)
+# Cut before parsing: comments, references (not <references>), formulas; then templates and tables.
+_SKIMMED = re.compile(
+    r"<!--.*?-->|<ref(?:\s[^<>]*)?/>|<ref(?:\s[^<>]*)?>.*?</ref\s*>|<math\b[^<>]*>.*?</math\s*>",
+    re.IGNORECASE | re.DOTALL,
+)
+_BRACES = re.compile(r"\{\{+|\}\}+")  # runs: {{a|{{b}}}} closes twice in one run of four
+_TABLE_EDGE = re.compile(r"^[ \t]*(\{\||\|\})", re.MULTILINE)
+_TEMPLATE_NAME = re.compile(r"[^|{}]*")
+_CUT = "\x00"  # marks where templates were cut, until the emphasis around them is looked at
+# Emphasis left empty by the cut ("''{{lang|fr|mot}}''"): the parser would read four quotes as one and bold.
+_EMPTIED_EMPHASIS = re.compile(r"(?<!')('{2,5})\x00+\1(?!')")
 _LINE_BREAK = re.compile(r"<(?:br|hr)\b[^<>]*>", re.IGNORECASE)
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 _LEFTOVER = re.compile(r"\{\{|\}\}|\[\[|\]\]|\{\||\|\}|'{2,}|__[A-Z]+__")
@@ -70,9 +87,68 @@ _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])(?=\s|$)")
 _WORDISH = re.compile(r"\w")
 
 
+class Skimmed(NamedTuple):
+    """Wikitext with what is dropped whole cut out, and the names of the templates cut at its top level."""
+
+    text: str
+    templates: list[str]
+
+
 def strip_markup(wikitext: str) -> list[str]:
     """Return the plain paragraphs of an article's wikitext."""
-    return plain_paragraphs(mwparserfromhell.parse(wikitext))
+    return plain_paragraphs(mwparserfromhell.parse(skim(wikitext).text))
+
+
+def skim(wikitext: str) -> Skimmed:
+    """Cut comments, references, formulas, templates and tables out of ``wikitext``.
+
+    Each is dropped by ``plain_paragraphs`` anyway; cut first, the parser never builds their nodes.
+    Nested templates and tables are matched by counting; an unclosed one is left in place for the parser.
+    """
+    text, templates = _cut_templates(_SKIMMED.sub("", wikitext))
+    return Skimmed(_cut_tables(text), templates)
+
+
+def _cut_templates(text: str) -> tuple[str, list[str]]:
+    kept: list[str] = []
+    names: list[str] = []
+    depth = start = opened = 0
+    argument = False  # the outermost braces are a template argument's, {{{1}}}, not a template's
+    for match in _BRACES.finditer(text):
+        run = len(match[0])
+        levels = 1 if run == 3 else run // 2
+        if match[0][0] == "{":
+            if depth == 0:
+                opened, argument = match.start(), run == 3
+            depth += levels
+        elif depth:
+            closed = min(levels, depth)
+            depth -= closed
+            if depth == 0:
+                if not argument:
+                    name = _TEMPLATE_NAME.match(text, opened + 2)
+                    names.append(name[0] if name else "")
+                kept.append(text[start:opened])
+                start = match.end() if closed == levels else match.start() + 2 * closed
+    kept.append(text[start:])
+    return _EMPTIED_EMPHASIS.sub("", _CUT.join(kept)).replace(_CUT, ""), names
+
+
+def _cut_tables(text: str) -> str:
+    kept: list[str] = []
+    depth = start = opened = 0
+    for match in _TABLE_EDGE.finditer(text):
+        if match[1] == "{|":
+            if depth == 0:
+                opened = match.start()
+            depth += 1
+        elif depth:
+            depth -= 1
+            if depth == 0:
+                kept.append(text[start:opened])
+                start = match.end()
+    kept.append(text[start:])
+    return "".join(kept)
 
 
 def plain_paragraphs(code: Wikicode) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import mwparserfromhell
 
-from linctl.data.sources.markup import clean_line, plain_paragraphs
+from linctl.data.sources.markup import clean_line, plain_paragraphs, skim
 from linctl.data.sources.textfile import compression, decode_head, decompressed, read_head, read_lines
 from linctl.data.sources.wikitext import heading_level, read_wikitext
 from linctl.errors import InputError
@@ -157,10 +157,10 @@ def drop_reason(page: Page) -> str | None:
 def article_paragraphs(page: Page) -> list[str] | None:
     """Return the plain paragraphs of a kept page, or None when its templates mark a disambiguation page."""
     if page.kind == DUMP:
-        code = mwparserfromhell.parse(page.body)
-        if any(_is_disambiguation_template(t.name) for t in code.filter_templates(recursive=False)):
+        skimmed = skim(page.body)
+        if any(_is_disambiguation_template(name) for name in skimmed.templates):
             return None
-        return plain_paragraphs(code)
+        return plain_paragraphs(mwparserfromhell.parse(skimmed.text))
     lines = page.body.split("\n")
     if page.kind == WIKIEXTRACTOR:
         return [text for line in lines if (text := clean_line(line))]
