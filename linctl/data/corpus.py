@@ -48,11 +48,11 @@ EVAL_FILE = "eval.txt"
 METADATA_FILE = "metadata.txt"
 OWNED = ["part-*", EVAL_FILE, METADATA_FILE]
 EMPTY = "empty"  # pages with no prose left once markup is stripped
-BATCH_CHARS = 1 << 18  # characters of page text sent to a worker at a time
+BATCH_CHARS = 1 << 16  # characters of page text sent to a worker at a time
 BATCH_PAGES = 64
 Article = list[str]  # its sentences, in order
 
-_worker_nlp: Language | None = None  # set in each worker process by _start_worker
+_worker_nlp: Language | None = None  # a worker's sentencizer: inherited when forked, else by _start_worker
 
 
 def part_names(num_parts: int) -> list[str]:
@@ -93,7 +93,7 @@ def _write_layout(
     held_out: list[tuple[int, Article]] = []  # (index among kept articles, sentences): the reservoir
     rng = random.Random(options.seed)
     kept = sentences = 0
-    with ExitStack() as renames:
+    with _Sentences(options) as splitter, ExitStack() as renames:
         # Leaving the stack renames every temporary file into place, or deletes them all on an error.
         eval_tmp = renames.enter_context(atomic_path(out / EVAL_FILE))
         parts = _Parts([renames.enter_context(atomic_path(out / name)) for name in names])
@@ -108,7 +108,7 @@ def _write_layout(
                     else:
                         counts[f"{reason} dropped"] += 1
 
-            for article in _articles(kept_pages(), options):
+            for article in splitter.articles(kept_pages()):
                 if article is None:
                     counts[f"{DISAMBIGUATION} dropped"] += 1
                     continue
@@ -172,27 +172,46 @@ def _write_articles(path: Path, articles: Iterable[Article]) -> None:
         fh.write("\n".join("\n".join(article) + "\n" for article in articles))
 
 
-def _articles(pages: Iterator[Page], options: WikicorpusOptions) -> Iterator[Article | None]:
-    """Yield each page's sentences (None for a disambiguation page), in page order."""
-    if options.workers == 1:
-        nlp = load_sentencizer(options.spacy_model)
+class _Sentences:
+    """Pages to sentences: in this process with one worker, else in a pool of forked workers.
+
+    The pool is made before the progress bar starts its thread, so that the workers are forked from a
+    process with one thread; forked after the sentencizer is loaded, they start in milliseconds with it
+    (spawned, as where there is no fork, each would import spaCy again: seconds of a small dump's run).
+    """
+
+    def __init__(self, options: WikicorpusOptions) -> None:
+        global _worker_nlp
+        self.workers = options.workers
+        self.nlp = load_sentencizer(options.spacy_model)  # warns once here, not once per worker
+        self.pool = None
+        if self.workers > 1:
+            _worker_nlp = self.nlp  # what forked workers start with
+            self.pool = worker_pool(
+                self.workers, initializer=_start_worker, initargs=(options.spacy_model,), fork=True
+            )
+
+    def __enter__(self) -> "_Sentences":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def articles(self, pages: Iterator[Page]) -> Iterator[Article | None]:
+        """Yield each page's sentences (None for a disambiguation page), in page order."""
+        if self.pool is None:
+            for batch in _batches(pages):
+                yield from _page_sentences(self.nlp, batch)
+            return
+        in_flight: deque[Future[list[Article | None]]] = deque()
         for batch in _batches(pages):
-            yield from _page_sentences(nlp, batch)
-        return
-    load_sentencizer(options.spacy_model)  # warns once here, not once per worker
-    # Spawned workers cost each a fresh import of spaCy, seconds against a dump's hours.
-    pool = worker_pool(options.workers, initializer=_start_worker, initargs=(options.spacy_model,))
-    in_flight: deque[Future[list[Article | None]]] = deque()
-    try:
-        for batch in _batches(pages):
-            in_flight.append(pool.submit(_worker_page_sentences, batch))
+            in_flight.append(self.pool.submit(_worker_page_sentences, batch))
             # A bounded window keeps memory flat on any dump while every worker has a batch queued.
-            if len(in_flight) >= 2 * options.workers:
+            if len(in_flight) >= 2 * self.workers:
                 yield from in_flight.popleft().result()
         while in_flight:
             yield from in_flight.popleft().result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _batches(pages: Iterator[Page]) -> Iterator[list[Page]]:
@@ -221,7 +240,8 @@ def _page_sentences(nlp: Language, pages: list[Page]) -> list[Article | None]:
 
 def _start_worker(spacy_model: str) -> None:
     global _worker_nlp
-    _worker_nlp = load_sentencizer(spacy_model, warn_fallback=False)
+    if _worker_nlp is None:  # spawned, not forked with the parent's
+        _worker_nlp = load_sentencizer(spacy_model, warn_fallback=False)
 
 
 def _worker_page_sentences(pages: list[Page]) -> list[Article | None]:

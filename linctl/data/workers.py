@@ -29,25 +29,32 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def worker_pool(
-    workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple = ()
+    workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple = (), *, fork: bool = False
 ) -> ProcessPoolExecutor:
-    """Return a pool of ``workers`` spawned processes that die with their parent and ignore Ctrl-C.
+    """Return a pool of ``workers`` processes that die with their parent and ignore Ctrl-C.
 
-    Spawn, not fork: a forked child would inherit the parent's threads and locks (rich's progress refresh).
+    Spawned by default: a forked child inherits the parent's threads' locks (rich's progress refresh) in
+    whatever state they are. ``fork=True`` (where the platform has fork) copies the parent instead, so a
+    worker starts in milliseconds with what the parent has loaded rather than importing it again; the
+    pool's workers are then started at once, and the caller must create it before starting any thread.
     """
-    return _Pool(
+    forked = fork and "fork" in get_all_start_methods()
+    pool = _Pool(
         workers,
-        mp_context=get_context("spawn"),
+        mp_context=get_context("fork" if forked else "spawn"),
         initializer=_start_worker,
-        initargs=(os.getpid(), initializer, initargs),
+        initargs=(os.getpid(), forked, initializer, initargs),
     )
+    if forked:
+        pool.submit(int).result()  # a forking pool starts every worker at its first task
+    return pool
 
 
 class _Pool(ProcessPoolExecutor):
@@ -91,8 +98,10 @@ def _stops_held() -> Iterator[None]:
             signal.raise_signal(came[0])  # its own handler runs now, in this thread
 
 
-def _start_worker(parent: int, initializer: Callable[..., Any] | None, initargs: tuple) -> None:
+def _start_worker(parent: int, forked: bool, initializer: Callable[..., Any] | None, initargs: tuple) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if forked:  # the parent's handler (a stop remembered for the CLI's report) is not the worker's
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by _Pool.submit, for start-up
     die_with_parent(parent)
