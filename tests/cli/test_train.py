@@ -27,7 +27,8 @@ def test_run_leaves_checkpoints_metrics_and_the_vocabulary(cli, tiny_run, tiny_s
     assert (newest / "vocab.txt").read_bytes() == tiny_shards["vocab"].read_bytes()
     saved = yaml.safe_load((newest / "config.yaml").read_text())
     assert saved["model"]["attention"] == {"kind": "linformer", "dropout": 0.0, "causal": False, "bias": True,
-                                           "k": 7, "sharing": "key-value"}  # fmt: skip
+                                           "k": 7, "sharing": "key-value",
+                                           "projection_order": "auto"}  # fmt: skip
     state = json.loads((newest / "trainer_state.json").read_text())
     assert state["step"] == 12 and state["schema_version"] == 1
     logged = records(model_dir)

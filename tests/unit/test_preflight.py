@@ -51,9 +51,12 @@ def model_step(batch: int, *overrides: str, backend: Backend = CPU) -> Preflight
 
 @pytest.mark.parametrize("attention", ["linformer", "softmax"])
 def test_flops_of_a_step_are_the_matmuls_of_the_model(attention):
-    softmax = ["model.attention={kind: softmax}"] if attention == "softmax" else []
+    chosen = {
+        "softmax": ["model.attention={kind: softmax}"],
+        "linformer": ["model.attention.projection_order=keys-first"],  # the order the formula below counts
+    }[attention]
     B, T, C, L, d_ff, k = 3, LENGTH, 32, 2, 128, 8
-    step = model_step(B, *softmax).step
+    step = model_step(B, *chosen).step
     dense = 2 * B * T * C * 3 * C + 2 * B * T * C * C + 2 * (2 * B * T * C * d_ff)  # qkv, out, feed-forward
     mixing = {
         "softmax": 4 * B * T * T * C,  # Q·Kᵀ and P·V over every head
@@ -62,6 +65,15 @@ def test_flops_of_a_step_are_the_matmuls_of_the_model(attention):
     assert step.flops_forward == L * (dense + mixing[attention])
     assert step.flops_backward == 2 * step.flops_forward  # the gradients of both operands of each product
     assert step.tokens == B * T
+
+
+def test_flops_are_those_of_the_linformer_order_that_runs():
+    keys_first = model_step(3, "model.attention.projection_order=keys-first").step
+    auto = model_step(3).step  # headwise, d_model 32, k 8 at 17 tokens: the input first is cheaper
+    assert auto.flops_forward < keys_first.flops_forward
+    assert (
+        auto.flops_forward == model_step(3, "model.attention.projection_order=input-first").step.flops_forward
+    )
 
 
 def test_parameters_are_counted_as_the_built_model_has_them():
@@ -109,10 +121,10 @@ def tiny_run(shards: dict[str, Path], *overrides: str) -> RunConfig:
 
 
 def test_a_run_config_with_its_data_is_traced_with_its_task_loss(tiny_shards):
-    found = validate_run(tiny_run(tiny_shards), CPU)
+    found = validate_run(tiny_run(tiny_shards, "model.attention.projection_order=keys-first"), CPU)
     assert found.problems == [] and found.step.batch_size == 3 and found.step.tokens == 3 * 16
-    # configs/mlm/tiny.yaml: d_ff 64, Linformer k 7 with one matrix for keys and values; vocabulary 211;
-    # the shards' 3 predictions a sequence
+    # configs/mlm/tiny.yaml: d_ff 64, Linformer k 7 with one matrix for keys and values (projecting keys
+    # and values, the order the formula counts); vocabulary 211; the shards' 3 predictions a sequence
     B, T, C, L, d_ff, k, V, P = 3, 16, 32, 2, 64, 7, 211, 3
     layer = 2 * B * T * C * 4 * C + 2 * (2 * B * T * C * d_ff) + 2 * (2 * B * C * T * k) + 4 * B * T * k * C
     mlm_head = 2 * B * P * C * C + 2 * B * P * C * V  # dense, then the decoder at the masked positions
