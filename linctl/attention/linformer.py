@@ -238,9 +238,13 @@ class LinformerAttention(MixingAttention):
         score_bias: ScoreBias | None = None,
     ) -> AttentionOutput:
         source = x if memory is None else memory
-        S = source.size(1)
-        self._check_length(S)
-        if cache is not None or score_bias is not None or not self.input_first(S):
+        length = source.size(1)
+        if length > self.max_seq_length:
+            raise InputError(
+                f"a sequence of {length} tokens is longer than the Linformer's max_seq_length "
+                f"({self.max_seq_length}); cut inputs to at most {self.max_seq_length} tokens"
+            )
+        if cache is not None or score_bias is not None or not self.input_first(length):
             return super().forward(x, mask, memory=memory, cache=cache, score_bias=score_bias)
         B, T, C = x.shape
         H = self.n_heads
@@ -248,7 +252,7 @@ class LinformerAttention(MixingAttention):
         q = F.linear(x, weight[:C], None if bias is None else bias[:C]).view(B, T, H, C // H).transpose(1, 2)
         if mask is not None:
             source = source.masked_fill(~mask[:, :, None], 0.0)  # (B, S, C): m ⊙ X
-        e, f = self.projections.transposed(S)  # (H|1, S, k)
+        e, f = self.projections.transposed(length)  # (H|1, S, k)
         along_e = _along_sequence(source, mask, e)
         along_f = along_e if f is e else _along_sequence(source, mask, f)
         k = _to_heads(*along_e, weight[C : 2 * C], None if bias is None else bias[C : 2 * C], H)
@@ -256,15 +260,8 @@ class LinformerAttention(MixingAttention):
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout_p)  # (B, H, T, D)
         return AttentionOutput(self.out(y.transpose(1, 2).reshape(B, T, C)), x.new_zeros(()))
 
-    def _check_length(self, length: int) -> None:
-        if length > self.max_seq_length:
-            raise InputError(
-                f"a sequence of {length} tokens is longer than the Linformer's max_seq_length "
-                f"({self.max_seq_length}); cut inputs to at most {self.max_seq_length} tokens"
-            )
-
     def mix(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        self._check_length(k.size(2))
+        # reached through forward, which has checked the keys' length
         if mask is not None:
             padded = ~mask[:, None, :, None]  # (B, 1, T, 1)
             k, v = k.masked_fill(padded, 0.0), v.masked_fill(padded, 0.0)

@@ -126,10 +126,15 @@ def run_isolated(case: Case, timeout: float) -> Result:
             return Result(status="timeout", message=f"stopped after {timeout:g} s")
         if out.is_file():
             return Result.model_validate_json(out.read_text())
-        if proc.returncode == -9:
-            return Result(status="oom", message="killed by SIGKILL (the kernel's out-of-memory killer)")
-        lines = proc.stderr.strip().splitlines()
-        return Result(status="error", message=lines[-1] if lines else f"worker exit {proc.returncode}")
+        return _worker_died(proc.returncode, proc.stderr)
+
+
+def _worker_died(code: int, stderr: str) -> Result:
+    """The result of a worker that ended without one: killed for memory, or failing with its last line."""
+    if code == -9:
+        return Result(status="oom", message="killed by SIGKILL (the kernel's out-of-memory killer)")
+    lines = stderr.strip().splitlines()
+    return Result(status="error", message=lines[-1] if lines else f"worker exit {code}")
 
 
 class KeptCase:
@@ -185,8 +190,5 @@ class KeptCase:
 
     def _died(self) -> Result:
         code = self._proc.wait()
-        if code == -9:
-            return Result(status="oom", message="killed by SIGKILL (the kernel's out-of-memory killer)")
         self._stderr.seek(0)
-        lines = self._stderr.read().strip().splitlines()
-        return Result(status="error", message=lines[-1] if lines else f"worker exit {code}")
+        return _worker_died(code, self._stderr.read())
