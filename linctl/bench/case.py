@@ -27,6 +27,7 @@ class Case(Strict):
     repeats: int = 5
     padded: bool = False  # four batches of lengths drawn from [n/4, n] instead of one full batch
     budget: int | None = None  # bytes the measured work may add to what is resident before it
+    threads: int | None = None  # CPU: torch's intra-op threads in the worker; None: torch's default
     seed: int = 0
 
 

@@ -139,12 +139,12 @@ def _worker_died(code: int, stderr: str) -> Result:
 
 class KeptCase:
     """A case in a worker process kept for a whole benchmark: built and measured once when started, then
-    timed once per round (``time_round``), so that rounds time every kept case in turn and drift or a
-    neighbour's load falls on all of them alike."""
+    timed run by run (``time_once``), so that the kept cases take turns and drift or a neighbour's load
+    falls on all of them alike. The case's ``repeats`` is what one turn times: 1 for turns run by run."""
 
     def __init__(self, case: Case, timeout: float) -> None:
         self.timeout = timeout
-        self.rounds: list[list[float]] = []  # the repeat times of each round
+        self.rounds: list[list[float]] = []  # the times of each round
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (the worker's lifetime; close())
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "linctl.bench.worker", "--serve"],
@@ -152,13 +152,17 @@ class KeptCase:
         )  # fmt: skip
         self.result = self._ask(case.model_dump_json())  # FLOPs, tokens and peak; no times
 
-    def time_round(self) -> None:
-        """Time one round of the case's repeats; a case that failed before is left alone."""
+    def start_round(self) -> None:
+        if self.result.status == "ok":
+            self.rounds.append([])
+
+    def time_once(self) -> None:
+        """Time one turn of the case into the current round; a case that failed before is left alone."""
         if self.result.status != "ok":
             return
         reply = self._ask("")
         if reply.status == "ok":
-            self.rounds.append(reply.times)
+            self.rounds[-1] += reply.times
         else:
             self.result = reply
             self.close()

@@ -64,6 +64,7 @@ class BenchOptions(Strict):
     warmup: int = Field(1, ge=0)
     repeats: PositiveInt = 5  # timed runs per case (per round, with rounds)
     rounds: PositiveInt | None = None  # None: ROUNDS when several cases are compared, else 1
+    threads: PositiveInt | None = None  # CPU threads per case; None: the idle cores (see run.threads_for)
     timeout: PositiveFloat = 600.0  # seconds per case, building and warm-up included
     peers: bool = False
     padded: bool = False

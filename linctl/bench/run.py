@@ -18,6 +18,7 @@ from linctl.bench.model import model_config
 from linctl.bench.options import BenchOptions, Variant, config_variants, label_of, model_dims, variants
 from linctl.bench.peers import PEER_MODELS, installed, matches, peer_label
 from linctl.bench.search import largest_batch
+from linctl.bench.timing import idle_cores
 from linctl.config.load import validate
 from linctl.runtime.device import BACKENDS, resolve_device
 
@@ -80,14 +81,15 @@ def run_bench(opts: BenchOptions, on_row: Callable[[Row], None] = lambda row: No
     """Measure every case of ``opts``; ``on_row`` sees each row as it completes."""
     device = resolve_device(opts.device)
     budget = int(opts.memory_budget) if opts.memory_budget is not None else default_budget(device)
-    common = {"device": str(device), "dtype": opts.precision, "seed": opts.seed}
+    threads, threads_note = threads_for(opts, device)
+    common = {"device": str(device), "dtype": opts.precision, "seed": opts.seed, "threads": threads}
     dims, own_attention = model_dims(opts)
     if opts.level == "attention":
         dims = {"d_model": dims["d_model"], "n_heads": dims["n_heads"]}
     chosen = config_variants(opts) if len(opts.config) > 1 else variants(opts, own_attention)
     matmul = run_isolated(Case(what="matmul", repeats=3, **common), opts.timeout)
     rate = matmul.flops / matmul.median if matmul.status == "ok" else None  # type: ignore[operator]
-    notes = peer_notes(opts, chosen)
+    notes = peer_notes(opts, chosen) + ([threads_note] if threads_note else [])
     rounds = opts.rounds_in_force(len(chosen) + len(peer_cases(opts, chosen)))
     rows: list[Row] = []
     for n in opts.seq_len:
@@ -110,11 +112,33 @@ def run_bench(opts: BenchOptions, on_row: Callable[[Row], None] = lambda row: No
             on_row(row)
     compare(rows, rate, opts, chosen[0].label if len(opts.config) > 1 else None)
     machine = {
-        "device": machine_name(device), "device_type": device.type, "threads": torch.get_num_threads(),
+        "device": machine_name(device), "device_type": device.type,
+        "threads": threads or torch.get_num_threads(),
         "cpus": os.cpu_count(), "torch": torch.__version__, "dtype": opts.precision,
         "matmul_flops_per_s": rate, "memory_budget_bytes": budget,
     }  # fmt: skip
     return Report(machine=machine, options=opts.model_dump(mode="json"), notes=notes, rows=rows)
+
+
+def threads_for(opts: BenchOptions, device: torch.device) -> tuple[int | None, str | None]:
+    """The CPU threads every case runs on, and a note when neighbours' load lowered them.
+
+    With more runnable threads than cores, the scheduler parks some of a case's threads mid-product and
+    every parallel region waits for them: many small products suffer more than a few large ones, so the
+    ratios between cases would follow the neighbours. A case therefore gets the cores that are idle when
+    the bench starts (at least one, at most torch's default), unless ``--threads`` says otherwise.
+    """
+    if opts.threads is not None or device.type != "cpu":
+        return opts.threads, None
+    idle = idle_cores()
+    default = torch.get_num_threads()
+    if idle is None or round(idle) >= default:
+        return None, None
+    threads = max(1, round(idle))
+    return threads, (
+        f"{idle:.1f} of {os.cpu_count()} cores were idle when the bench started: cases run on {threads} "
+        f"thread{'s' if threads > 1 else ''} instead of {default} (--threads to choose)"
+    )
 
 
 def peer_notes(opts: BenchOptions, chosen: list[Variant]) -> list[str]:
@@ -191,7 +215,7 @@ def measure_in_rounds(
     opts: BenchOptions, planned: list[tuple[Variant, Case]], rounds: int, on_row: Callable[[Row], None]
 ) -> list[Row]:
     """Measure cases of one length in kept worker processes, started one after the other, then time
-    them in ``rounds`` rounds, each case once per round in turn."""
+    them in ``rounds`` rounds of ``opts.repeats`` turns, each case once per turn."""
     rows: dict[int, Row] = {}
     kept: dict[int, KeptCase] = {}
     batch = opts.batch_size or 1
@@ -201,10 +225,13 @@ def measure_in_rounds(
             if skipped is not None:
                 rows[i] = Row(**row_fields(variant, case), batch=0, status="skipped", message=skipped)
             else:
-                kept[i] = KeptCase(case.model_copy(update={"batch": batch}), opts.timeout)
+                kept[i] = KeptCase(case.model_copy(update={"batch": batch, "repeats": 1}), opts.timeout)
         for _ in range(rounds):
             for worker in kept.values():
-                worker.time_round()
+                worker.start_round()
+            for _ in range(opts.repeats):  # run by run, so that each round's cases see the same load
+                for worker in kept.values():
+                    worker.time_once()
     finally:
         for worker in kept.values():
             worker.close()

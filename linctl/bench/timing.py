@@ -1,6 +1,7 @@
 """Timers and peak-memory meters: CUDA events after synchronisation, resident-set high-water marks on CPU."""
 
 import ctypes
+import os
 import resource
 import time
 from collections.abc import Callable, Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+PROC_STAT = Path("/proc/stat")
 PROC_STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -34,6 +36,22 @@ def time_repeats(fn: Callable[[], object], warmup: int, repeats: int, device: to
         end.record()
     torch.cuda.synchronize(device)
     return [start.elapsed_time(end) / 1e3 for start, end in events]
+
+
+def idle_cores(window: float = 0.5) -> float | None:
+    """How many cores were idle, on average, over the next ``window`` seconds; None off Linux."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in PROC_STAT.read_text().splitlines()[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user … steal
+
+    if not PROC_STAT.exists():
+        return None
+    idle0, total0 = sample()
+    time.sleep(window)
+    idle1, total1 = sample()
+    cores = os.cpu_count() or 1
+    return cores * (idle1 - idle0) / max(total1 - total0, 1)
 
 
 def _status_kib(field: str) -> int:

@@ -85,13 +85,20 @@ def bench(
         int | None,
         typer.Option(help="Untimed runs before the timed ones; the first two always happen [default: 1]."),
     ] = None,
-    repeats: Annotated[int | None, typer.Option(help="Timed runs per case and round [default: 5].")] = None,
+    repeats: Annotated[int | None, typer.Option(help="Timed runs per case (and per round; kept cases take turns run by run) [default: 5].")] = None,
     rounds: Annotated[
         int | None,
         typer.Option(
             help="Time the cases of a length in turn this many times, each kept in its own process; rows "
             "give the median over rounds, speed-ups the median of the per-round ratios "
             "[default: 5 when several cases are compared, 1 with --max-batch]."
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads per case [default: the cores idle when the bench starts, at most torch's "
+            "default]."
         ),
     ] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds one case may take [default: 600].")] = None,

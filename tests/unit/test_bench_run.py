@@ -9,6 +9,8 @@ from linctl.bench.run import run_bench
 
 RATE = 2e9  # the fake machine's matmul FLOP/s
 LOAD = [1.0, 3.0, 1.5, 1.0, 2.0]  # how much slower every case runs in each round of kept workers
+TURNS: list[str] = []  # the kept cases' turns, in the order they ran
+IDLE = 64.0  # cores idle when the bench starts: more than torch uses
 SPIKES: dict[tuple[str, int], float] = {}  # (label, round): how much slower one case runs in one round
 # Per variant: seconds per repeat, FLOPs per token, peak bytes per sequence, largest batch that fits.
 COSTS = {
@@ -44,15 +46,22 @@ def cases(monkeypatch) -> list[Case]:
             tokens = case.n * case.batch
             self.result = Result(status="ok", flops=flops * tokens, tokens=tokens, peak_bytes=peak)
 
-        def time_round(self) -> None:
-            r = len(self.rounds)
+        def start_round(self) -> None:
+            self.rounds.append([])
+
+        def time_once(self) -> None:
+            assert self.case.repeats == 1  # kept cases take turns run by run
+            TURNS.append(self.case.label)
+            r = len(self.rounds) - 1
             seconds = COSTS[self.case.label][0] * LOAD[r] * SPIKES.get((self.case.label, r), 1.0)
-            self.rounds.append([seconds] * self.case.repeats)
+            self.rounds[-1].append(seconds)
 
         def close(self) -> None:
             pass
 
     monkeypatch.setattr("linctl.bench.run.run_isolated", run_isolated)
+    monkeypatch.setattr("linctl.bench.run.idle_cores", lambda: IDLE)
+    TURNS.clear()
     monkeypatch.setattr("linctl.bench.run.KeptCase", KeptCase)
     return seen
 
@@ -86,6 +95,28 @@ def test_rounds_time_every_kept_case_in_turn_and_compare_round_by_round(monkeypa
     assert base["median_s"] == pytest.approx(0.2 * 1.5) and base["spread"] == pytest.approx(1.0 / 1.5)
     assert lin["speedup"] == pytest.approx(2.0) and lin["speedup_spread"] == pytest.approx(0.0)
     assert lin["tokens_per_s"] == pytest.approx(512 / (0.1 * 1.5))
+
+
+def test_kept_cases_take_turns_run_by_run_within_each_round(cases):
+    rows = bench(seq_len=[512])
+    assert TURNS == list(COSTS) * 3 * 5  # 5 rounds of 3 repeats, every case once per turn
+    assert rows["softmax impl=sdpa", 512]["rounds_s"] == pytest.approx([0.2 * load for load in LOAD])
+
+
+def test_cases_run_on_the_idle_cores_unless_threads_are_given(monkeypatch, cases):
+    monkeypatch.setattr("linctl.bench.run.idle_cores", lambda: 0.2)  # neighbours keep every core busy
+    monkeypatch.setattr("linctl.bench.run.torch.get_num_threads", lambda: 2)
+    opts = BenchOptions(preset="small", k=[128], repeats=3, device="cpu", seq_len=[512], rounds=1)
+    report = run_bench(opts)
+    assert {c.threads for c in cases} == {1} and report.machine["threads"] == 1
+    assert any("0.2 of" in note and "1 thread instead of 2" in note for note in report.notes)
+    cases.clear()
+    report = run_bench(opts.model_copy(update={"threads": 2}))
+    assert {c.threads for c in cases} == {2} and not any("idle" in note for note in report.notes)
+    monkeypatch.setattr("linctl.bench.run.idle_cores", lambda: 1.8)  # idle enough: torch's default
+    cases.clear()
+    report = run_bench(opts)
+    assert {c.threads for c in cases} == {None} and report.machine["threads"] == 2
 
 
 def test_a_slow_round_of_one_case_moves_its_speedup_little_and_shows_in_the_spread(monkeypatch, cases):
