@@ -85,7 +85,10 @@ def bench(
         int | None,
         typer.Option(help="Untimed runs before the timed ones; the first two always happen [default: 1]."),
     ] = None,
-    repeats: Annotated[int | None, typer.Option(help="Timed runs per case (and per round; kept cases take turns run by run) [default: 5].")] = None,
+    repeats: Annotated[
+        int | None,
+        typer.Option(help="Timed runs per case (per round: kept cases take turns run by run) [default: 5]."),
+    ] = None,
     rounds: Annotated[
         int | None,
         typer.Option(

@@ -99,7 +99,7 @@ def test_rounds_time_every_kept_case_in_turn_and_compare_round_by_round(monkeypa
 
 def test_kept_cases_take_turns_run_by_run_within_each_round(cases):
     rows = bench(seq_len=[512])
-    assert TURNS == list(COSTS) * 3 * 5  # 5 rounds of 3 repeats, every case once per turn
+    assert list(COSTS) * 3 * 5 == TURNS  # 5 rounds of 3 repeats, every case once per turn
     assert rows["softmax impl=sdpa", 512]["rounds_s"] == pytest.approx([0.2 * load for load in LOAD])
 
 
