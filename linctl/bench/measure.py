@@ -25,6 +25,7 @@ from linctl.bench.timing import (
 from linctl.bench.workload import Workload
 from linctl.runtime.device import autocast
 from linctl.runtime.flops import FlopCounterMode
+from linctl.train.optim import OptimConfig, build_optimizer
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory")
@@ -71,7 +72,7 @@ def measured(case: Case) -> Iterator[Result]:
             for args, kwargs in work.batches:
                 work.module(*args, **kwargs)
     else:
-        optimizer = torch.optim.AdamW(work.module.parameters(), lr=1e-4)
+        optimizer = build_optimizer(work.module, OptimConfig(lr=1e-4))  # `linctl train`'s AdamW
 
         def step() -> None:
             for args, kwargs in work.batches:
