@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from linctl.bench.case import Case
-from linctl.bench.measure import OOM_TEXT, run_isolated
+from linctl.bench.measure import OOM_TEXT, measure, run_isolated
 from linctl.bench.search import largest_batch
 from linctl.bench.timing import time_repeats
 from linctl.bench.workload import PADDED_BATCHES, lengths_of
@@ -72,12 +72,13 @@ def test_flops_of_an_attention_block_are_its_matmuls():
     assert soft.flops == projections + 4 * B * n * n * C  # Q·Kᵀ and P·V over every head
     k = LINFORMER["k"]
     keys_first = LINFORMER | {"projection_order": "keys-first"}
-    lin = run_isolated(Case(what="attention", attention=keys_first, model=DIMS, n=n, batch=B, repeats=1), 120)
+    # in this process: one worker above has shown the way through run_isolated
+    lin = measure(Case(what="attention", attention=keys_first, model=DIMS, n=n, batch=B, repeats=1))
     assert lin.flops == projections + 2 * (2 * B * C * n * k) + 4 * B * n * k * C  # E·K, F·V, then k keys
     assert lin.peak_bytes is not None and lin.peak_bytes > 0
     # the default order here projects the input first: E·X once (keys and values share E), E·1 for the
     # biases (once: no padding), W_K and W_V on k rows, then k keys
-    auto = run_isolated(Case(what="attention", attention=LINFORMER, model=DIMS, n=n, batch=B, repeats=1), 120)
+    auto = measure(Case(what="attention", attention=LINFORMER, model=DIMS, n=n, batch=B, repeats=1))
     q_and_out = 2 * (2 * B * n * C * C)
     assert (
         auto.flops == q_and_out + 2 * B * k * n * C + 2 * n * k + 2 * (2 * B * k * C * C) + 4 * B * n * k * C
