@@ -37,6 +37,7 @@ def run_args(shards: Path, task: str, model_dir: Path) -> list[object]:
             "--set", f"task.eval_dir={shards / task / 'dev'}", "--model-dir", model_dir]  # fmt: skip
 
 
+@pytest.mark.slow  # a minute; STS-B and the evaluation-split tests run the same path by default
 def test_sst2_trains_and_evaluates_with_accuracy(cli, glue_shards, data_dir, tmp_path):
     model_dir = tmp_path / "sst2"
     cli("train", *run_args(glue_shards, "SST-2", model_dir))

@@ -94,6 +94,7 @@ def test_compiled_training_matches_eager_and_saves_plain_weights(cli, tiny_run, 
         assert (value - weights[1][name]).abs().max() < 1e-4, name
 
 
+@pytest.mark.slow  # the preflight's largest-batch search at a huge batch (about 50 s here)
 def test_compile_refuses_a_config_that_does_not_pass_validate(cli, tiny_run, tmp_path):
     result = cli("train", *tiny_run, "--compile", "--set", "train.batch_size=100000000", ok=False)
     assert result.exit_code == 2

@@ -101,6 +101,7 @@ def test_a_prepare_config_names_its_missing_inputs(cli, tmp_path):
     ]
 
 
+@pytest.mark.slow  # the largest-batch search traces many batches (about 50 s here)
 def test_a_batch_beyond_memory_is_a_problem_with_the_largest_that_fits(cli, tmp_path):
     result, report = run_validate(
         cli, tmp_path, "--config", TINY, "--no-data", "--batch-size", 10**8, ok=False
